@@ -1,0 +1,6 @@
+//! workbench: classify and scan company data, fine-tune Llama-family models with LoRA on
+//! burn, merge and quantize to INT8, evaluate, benchmark, export and serve them.
+
+pub mod audit;
+pub mod data;
+pub mod model;

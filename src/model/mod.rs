@@ -1,0 +1,4 @@
+//! Llama-family models: configuration, weight import (GGUF, Hugging Face), tokenizer.
+
+pub mod gguf;
+pub mod tokenizer;
