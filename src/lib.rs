@@ -2,5 +2,8 @@
 //! burn, merge and quantize to INT8, evaluate, benchmark, export and serve them.
 
 pub mod audit;
+pub mod backend;
 pub mod data;
+pub mod generate;
 pub mod model;
+pub mod quant;
