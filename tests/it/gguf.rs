@@ -1,0 +1,604 @@
+//! GGUF reader and GGUF tokenizer against the `gguf` Python package and transformers.
+//!
+//! Fixtures come from `eval/reference/gguf_fixtures.py` (see its header for how to rerun it).
+//! Tests that need the real SmolLM2 GGUF read its path from `WORKBENCH_TEST_GGUF` and skip with
+//! a note when it is unset.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use workbench::model::gguf::{GgmlType, GgufError, GgufFile, MetaValue, ValueType};
+
+/// Environment variable naming the real SmolLM2-135M-Instruct Q4_1 GGUF.
+pub const REAL_GGUF_ENV: &str = "WORKBENCH_TEST_GGUF";
+
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf")
+}
+
+pub fn load_json(name: &str) -> Value {
+    let path = fixture_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// The real model's path, or `None` (with a note on stderr) when the variable is unset.
+pub fn real_gguf(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(REAL_GGUF_ENV) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            eprintln!("skipping {test}: set {REAL_GGUF_ENV} to SmolLM2-135M-Instruct.Q4_1.gguf");
+            None
+        }
+    }
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+fn json_u32s(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("u32") as u32)
+        .collect()
+}
+
+fn json_u64s(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("u64"))
+        .collect()
+}
+
+fn ggml_name(t: GgmlType) -> String {
+    t.to_string()
+}
+
+#[test]
+fn synthetic_tensors_dequantize_bit_identical_to_gguf_py() {
+    let expected = load_json("synthetic_expected.json");
+    let file = GgufFile::open(&fixture_dir().join("synthetic.gguf")).expect("open synthetic");
+    assert_eq!(file.version(), 3);
+    assert_eq!(file.alignment(), 64);
+    assert_eq!(file.data_start(), expected["data_start"].as_u64().unwrap());
+    let tensors = expected["tensors"].as_object().unwrap();
+    assert_eq!(file.tensors().len(), tensors.len());
+    let mut types_seen = BTreeMap::new();
+    for (name, want) in tensors {
+        let info = file.tensor(name).unwrap_or_else(|| panic!("tensor {name}"));
+        assert_eq!(
+            ggml_name(info.dtype),
+            want["type"].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(info.dims, json_u64s(&want["dims"]), "{name}");
+        assert_eq!(info.offset, want["offset"].as_u64().unwrap(), "{name}");
+        let values = file.dequantize(name).expect("dequantize");
+        let want_bits = json_u32s(&want["bits"]);
+        assert_eq!(values.len(), want_bits.len(), "{name}");
+        let got = bits(&values);
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != want_bits[i]) {
+            panic!(
+                "{name}: element {i} is {} ({:#010x}), reference {} ({:#010x})",
+                values[i],
+                got[i],
+                f32::from_bits(want_bits[i]),
+                want_bits[i]
+            );
+        }
+        *types_seen.entry(ggml_name(info.dtype)).or_insert(0) += 1;
+    }
+    for required in [
+        "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K", "Q5_0", "Q5_1", "Q2_K",
+        "Q3_K", "Q5_K",
+    ] {
+        assert!(
+            types_seen.contains_key(required),
+            "fixture lacks {required}"
+        );
+    }
+}
+
+#[test]
+fn synthetic_metadata_keeps_every_value_type() {
+    let expected = load_json("synthetic_expected.json");
+    let file = GgufFile::open(&fixture_dir().join("synthetic.gguf")).expect("open synthetic");
+    let md = file.metadata();
+    let want = &expected["metadata"];
+    assert_eq!(md["test.u8"], MetaValue::U8(200));
+    assert_eq!(md["test.i8"], MetaValue::I8(-100));
+    assert_eq!(md["test.u16"], MetaValue::U16(60000));
+    assert_eq!(md["test.i16"], MetaValue::I16(-30000));
+    assert_eq!(md["test.u32"], MetaValue::U32(4_000_000_000));
+    assert_eq!(md["test.i32"], MetaValue::I32(-2_000_000_000));
+    assert_eq!(
+        file.get_f32("test.f32").map(f32::to_bits),
+        want["test.f32"]["bits"].as_u64().map(|b| b as u32)
+    );
+    assert_eq!(file.get_bool("test.bool"), Some(true));
+    assert_eq!(
+        file.get_str("test.string"),
+        want["test.string"]["value"].as_str()
+    );
+    assert_eq!(file.get_u64("test.u64"), want["test.u64"]["value"].as_u64());
+    assert_eq!(md["test.i64"], MetaValue::I64(-(1 << 62)));
+    assert_eq!(md["test.f64"], MetaValue::F64(1e-300));
+    assert_eq!(
+        md["test.array_i32"],
+        MetaValue::Array {
+            elem_type: ValueType::I32,
+            items: vec![MetaValue::I32(1), MetaValue::I32(-2), MetaValue::I32(3)],
+        }
+    );
+    let strs: Vec<_> = file
+        .get_array("test.array_str")
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(strs, ["a", "", "ß"]);
+    assert_eq!(
+        file.get_u64(workbench::model::gguf::ALIGNMENT_KEY),
+        Some(64)
+    );
+    // Integer accessors widen but do not reinterpret negative values.
+    assert_eq!(file.get_u64("test.i8"), None);
+    assert_eq!(file.get_i64("test.i8"), Some(-100));
+}
+
+#[test]
+fn require_helpers_name_the_file_and_key() {
+    let path = fixture_dir().join("synthetic.gguf");
+    let file = GgufFile::open(&path).expect("open synthetic");
+    let err = file.require_str("no.such.key").unwrap_err();
+    assert!(matches!(&err, GgufError::MissingKey { key, .. } if key == "no.such.key"));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("synthetic.gguf") && msg.contains("no.such.key"),
+        "{msg}"
+    );
+    let err = file.require_u64("test.string").unwrap_err();
+    assert!(
+        matches!(&err, GgufError::WrongType { key, .. } if key == "test.string"),
+        "{err}"
+    );
+    assert_eq!(file.require_str("general.architecture").unwrap(), "llama");
+    let err = file.dequantize("missing.weight").unwrap_err();
+    assert!(matches!(err, GgufError::TensorNotFound { .. }), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Hand-built files for the error paths.
+// ---------------------------------------------------------------------------------------
+
+struct TensorSpec<'a> {
+    name: &'a str,
+    dims: &'a [u64],
+    type_id: u32,
+    offset: u64,
+}
+
+fn push_str(b: &mut Vec<u8>, s: &str) {
+    b.extend((s.len() as u64).to_le_bytes());
+    b.extend(s.as_bytes());
+}
+
+/// A GGUF v3 file with one string key and the given tensors, followed by `data_len` bytes of
+/// tensor data at the default alignment.
+fn build_gguf(tensors: &[TensorSpec], data_len: usize) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend((tensors.len() as u64).to_le_bytes());
+    b.extend(1u64.to_le_bytes());
+    push_str(&mut b, "general.architecture");
+    b.extend(8u32.to_le_bytes());
+    push_str(&mut b, "llama");
+    for t in tensors {
+        push_str(&mut b, t.name);
+        b.extend((t.dims.len() as u32).to_le_bytes());
+        for d in t.dims {
+            b.extend(d.to_le_bytes());
+        }
+        b.extend(t.type_id.to_le_bytes());
+        b.extend(t.offset.to_le_bytes());
+    }
+    b.resize(b.len().next_multiple_of(32), 0);
+    b.extend(std::iter::repeat_n(0x3c, data_len));
+    b
+}
+
+fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write temp file");
+    path
+}
+
+#[test]
+fn error_variants_name_file_and_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    const IQ4_NL_ID: u32 = 20;
+    let unsupported = build_gguf(
+        &[TensorSpec {
+            name: "odd.weight",
+            dims: &[32, 2],
+            type_id: IQ4_NL_ID,
+            offset: 0,
+        }],
+        64,
+    );
+    let file = GgufFile::open(&write_temp(dir.path(), "iq.gguf", &unsupported)).unwrap();
+    assert_eq!(
+        file.tensor("odd.weight").unwrap().dtype,
+        GgmlType::Other(IQ4_NL_ID)
+    );
+    let err = file.dequantize("odd.weight").unwrap_err();
+    assert!(
+        matches!(&err, GgufError::UnsupportedType { tensor, ggml_type: GgmlType::Other(20), .. } if tensor == "odd.weight"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("iq.gguf"), "{err}");
+
+    // Q4_0 rows must be whole blocks of 32.
+    let ragged = build_gguf(
+        &[TensorSpec {
+            name: "ragged",
+            dims: &[33, 1],
+            type_id: 2,
+            offset: 0,
+        }],
+        64,
+    );
+    let err = GgufFile::open(&write_temp(dir.path(), "ragged.gguf", &ragged)).unwrap_err();
+    assert!(
+        matches!(&err, GgufError::ShapeMismatch { tensor, .. } if tensor == "ragged"),
+        "{err}"
+    );
+
+    // 16 f32 = 64 bytes fit, 17 do not.
+    let fits = build_gguf(
+        &[TensorSpec {
+            name: "w",
+            dims: &[16],
+            type_id: 0,
+            offset: 0,
+        }],
+        64,
+    );
+    let file = GgufFile::open(&write_temp(dir.path(), "fits.gguf", &fits)).unwrap();
+    assert_eq!(
+        file.dequantize("w").unwrap(),
+        vec![f32::from_le_bytes([0x3c; 4]); 16]
+    );
+    let over = build_gguf(
+        &[TensorSpec {
+            name: "w",
+            dims: &[17],
+            type_id: 0,
+            offset: 0,
+        }],
+        64,
+    );
+    let err = GgufFile::open(&write_temp(dir.path(), "over.gguf", &over)).unwrap_err();
+    assert!(
+        matches!(&err, GgufError::TensorOutOfBounds { tensor, .. } if tensor == "w"),
+        "{err}"
+    );
+    let far = build_gguf(
+        &[TensorSpec {
+            name: "w",
+            dims: &[1],
+            type_id: 0,
+            offset: u64::MAX - 2,
+        }],
+        64,
+    );
+    let err = GgufFile::open(&write_temp(dir.path(), "far.gguf", &far)).unwrap_err();
+    assert!(matches!(err, GgufError::TensorOutOfBounds { .. }), "{err}");
+    let overflow = build_gguf(
+        &[TensorSpec {
+            name: "huge",
+            dims: &[u64::MAX, 4],
+            type_id: 0,
+            offset: 0,
+        }],
+        64,
+    );
+    let err = GgufFile::open(&write_temp(dir.path(), "overflow.gguf", &overflow)).unwrap_err();
+    assert!(matches!(err, GgufError::ShapeMismatch { .. }), "{err}");
+    let dup = build_gguf(
+        &[
+            TensorSpec {
+                name: "w",
+                dims: &[4],
+                type_id: 0,
+                offset: 0,
+            },
+            TensorSpec {
+                name: "w",
+                dims: &[4],
+                type_id: 0,
+                offset: 16,
+            },
+        ],
+        64,
+    );
+    let err = GgufFile::open(&write_temp(dir.path(), "dup.gguf", &dup)).unwrap_err();
+    assert!(matches!(err, GgufError::DuplicateTensor { .. }), "{err}");
+
+    let err =
+        GgufFile::open(&write_temp(dir.path(), "zip.gguf", b"PK\x03\x04 not gguf")).unwrap_err();
+    assert!(matches!(err, GgufError::BadMagic { .. }), "{err}");
+    let err = GgufFile::open(&dir.path().join("absent.gguf")).unwrap_err();
+    assert!(matches!(err, GgufError::Io { .. }) && err.to_string().contains("absent.gguf"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Fuzz-style robustness: corrupted and truncated copies must give Ok or a GgufError.
+// ---------------------------------------------------------------------------------------
+
+/// Tiny deterministic PRNG (xorshift64*), so the corruptions are reproducible.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[derive(Default, Debug)]
+struct Outcomes {
+    opened: usize,
+    rejected: usize,
+    dequantized: usize,
+    dequant_errors: usize,
+}
+
+/// Opens `path` and dequantizes up to `max_tensors` tensors, counting outcomes; panics (and
+/// so fails the test) only if the reader itself panicked.
+fn open_and_touch(path: &Path, max_tensors: usize, outcomes: &mut Outcomes, label: &str) {
+    let result = catch_unwind(AssertUnwindSafe(|| -> (bool, usize, usize) {
+        match GgufFile::open(path) {
+            Err(_) => (false, 0, 0),
+            Ok(file) => {
+                let (mut ok, mut err) = (0, 0);
+                let names: Vec<String> = file
+                    .tensors()
+                    .iter()
+                    .take(max_tensors)
+                    .map(|t| t.name.clone())
+                    .collect();
+                for name in names {
+                    match file.dequantize(&name) {
+                        Ok(v) => {
+                            ok += 1;
+                            assert_eq!(v.len() as u64, file.tensor(&name).unwrap().n_elements());
+                        }
+                        Err(_) => err += 1,
+                    }
+                }
+                (true, ok, err)
+            }
+        }
+    }));
+    match result {
+        Ok((opened, ok, err)) => {
+            if opened {
+                outcomes.opened += 1;
+            } else {
+                outcomes.rejected += 1;
+            }
+            outcomes.dequantized += ok;
+            outcomes.dequant_errors += err;
+        }
+        Err(_) => panic!("reader panicked on {label}"),
+    }
+}
+
+fn fuzz_bytes(
+    original: &[u8],
+    header_len: usize,
+    seed: u64,
+    rounds: usize,
+    max_tensors: usize,
+) -> Outcomes {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fuzz.gguf");
+    let mut rng = XorShift(seed);
+    let mut outcomes = Outcomes::default();
+    for round in 0..rounds {
+        let mut bytes = original.to_vec();
+        let flips = 1 + rng.below(4);
+        for _ in 0..flips {
+            // Mostly hit the header (counts, lengths, type ids), sometimes anywhere.
+            let at = if rng.below(4) == 0 {
+                rng.below(bytes.len())
+            } else {
+                rng.below(header_len)
+            };
+            bytes[at] ^= 1 << rng.below(8);
+            if rng.below(3) == 0 {
+                bytes[at] = rng.next() as u8;
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        open_and_touch(
+            &path,
+            max_tensors,
+            &mut outcomes,
+            &format!("flip round {round}"),
+        );
+    }
+    outcomes
+}
+
+#[test]
+fn corrupted_synthetic_file_never_panics() {
+    let original = std::fs::read(fixture_dir().join("synthetic.gguf")).unwrap();
+    let header_len = GgufFile::open(&fixture_dir().join("synthetic.gguf"))
+        .unwrap()
+        .data_start() as usize;
+    let outcomes = fuzz_bytes(&original, header_len, 0x5EED_0001, 3000, usize::MAX);
+    // Both kinds of outcome occur, so the test exercises the checks and the decoders.
+    assert!(
+        outcomes.rejected > 100 && outcomes.opened > 100,
+        "{outcomes:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.gguf");
+    let mut cut = Outcomes::default();
+    for len in 0..original.len() {
+        std::fs::write(&path, &original[..len]).unwrap();
+        open_and_touch(
+            &path,
+            usize::MAX,
+            &mut cut,
+            &format!("truncated to {len} bytes"),
+        );
+    }
+    // Every cut removes part of the last tensor's data, so none may open.
+    assert_eq!(cut.opened, 0, "{cut:?}");
+}
+
+#[test]
+fn corrupted_real_model_header_never_panics() {
+    let Some(path) = real_gguf("corrupted_real_model_header_never_panics") else {
+        return;
+    };
+    let file = GgufFile::open(&path).expect("open real model");
+    let header_len = file.data_start() as usize;
+    // Keep the header and the first tensors' data: the rest is not needed to open a copy whose
+    // table is cut down, and a smaller copy keeps the test quick.
+    let first = &file.tensors()[0];
+    let keep = header_len + first.byte_len().unwrap() as usize + 4096;
+    let original = std::fs::read(&path).unwrap();
+    let prefix = &original[..keep.min(original.len())];
+    drop(file);
+
+    let outcomes = fuzz_bytes(prefix, header_len, 0x5EED_0002, 120, 2);
+    assert!(outcomes.rejected > 0, "{outcomes:?}");
+
+    // Truncations at many offsets across the metadata and tensor table.
+    let dir = tempfile::tempdir().unwrap();
+    let cut_path = dir.path().join("cut.gguf");
+    let mut cut = Outcomes::default();
+    const CUTS: usize = 150;
+    for i in 0..CUTS {
+        let len = i * header_len / CUTS + (i % 7);
+        std::fs::write(&cut_path, &original[..len]).unwrap();
+        open_and_touch(
+            &cut_path,
+            2,
+            &mut cut,
+            &format!("real model cut to {len} bytes"),
+        );
+    }
+    assert_eq!(cut.opened, 0, "{cut:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The real model.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn real_model_header_table_and_values_match_gguf_py() {
+    let Some(path) = real_gguf("real_model_header_table_and_values_match_gguf_py") else {
+        return;
+    };
+    let expected = load_json("real_model_expected.json");
+    let file = GgufFile::open(&path).expect("open real model");
+    assert_eq!(
+        u64::from(file.version()),
+        expected["version"].as_u64().unwrap()
+    );
+    assert_eq!(
+        file.metadata().len() as u64,
+        expected["kv_count"].as_u64().unwrap()
+    );
+    assert_eq!(file.data_start(), expected["data_start"].as_u64().unwrap());
+    assert_eq!(file.alignment(), 32);
+
+    for (key, want) in expected["metadata"].as_object().unwrap() {
+        let got = file.get(key).unwrap_or_else(|| panic!("missing {key}"));
+        match want {
+            Value::String(s) => assert_eq!(got.as_str(), Some(s.as_str()), "{key}"),
+            Value::Bool(b) => assert_eq!(got.as_bool(), Some(*b), "{key}"),
+            Value::Number(n) => assert_eq!(got.as_u64(), n.as_u64(), "{key}"),
+            other => panic!("unexpected fixture value {other}"),
+        }
+    }
+    assert_eq!(
+        file.require_f32("llama.rope.freq_base").unwrap().to_bits() as u64,
+        expected["rope_freq_base_bits"].as_u64().unwrap()
+    );
+    assert_eq!(
+        file.require_f32("llama.attention.layer_norm_rms_epsilon")
+            .unwrap()
+            .to_bits() as u64,
+        expected["rms_eps_bits"].as_u64().unwrap()
+    );
+    assert_eq!(
+        file.require_array("tokenizer.ggml.tokens").unwrap().len() as u64,
+        expected["n_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(
+        file.require_array("tokenizer.ggml.merges").unwrap().len() as u64,
+        expected["n_merges"].as_u64().unwrap()
+    );
+
+    let table = expected["tensors"].as_array().unwrap();
+    assert_eq!(file.tensors().len(), table.len());
+    for (got, want) in file.tensors().iter().zip(table) {
+        assert_eq!(got.name, want["name"].as_str().unwrap());
+        assert_eq!(got.dims, json_u64s(&want["dims"]), "{}", got.name);
+        assert_eq!(
+            ggml_name(got.dtype),
+            want["type"].as_str().unwrap(),
+            "{}",
+            got.name
+        );
+        assert_eq!(got.offset, want["offset"].as_u64().unwrap(), "{}", got.name);
+    }
+
+    for (ty, sample) in expected["samples"].as_object().unwrap() {
+        let name = sample["tensor"].as_str().unwrap();
+        let info = file.tensor(name).unwrap();
+        assert_eq!(&ggml_name(info.dtype), ty);
+        let shape: Vec<usize> = json_u64s(&sample["shape"])
+            .iter()
+            .map(|&d| d as usize)
+            .collect();
+        assert_eq!(info.shape(), shape, "{name}");
+        let values = file.dequantize(name).expect("dequantize");
+        assert_eq!(values.len() as u64, sample["n_elements"].as_u64().unwrap());
+        let head = json_u32s(&sample["head_bits"]);
+        assert_eq!(bits(&values[..head.len()]), head, "{name}: first values");
+        let idx = json_u64s(&sample["strided_index"]);
+        let strided: Vec<f32> = idx.iter().map(|&i| values[i as usize]).collect();
+        assert_eq!(
+            bits(&strided),
+            json_u32s(&sample["strided_bits"]),
+            "{name}: strided values"
+        );
+        // The sum only guards against a stray block outside the sampled positions: numpy sums
+        // pairwise, we sum sequentially, so allow float64 rounding (values are bit-equal above).
+        let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
+        let want_sum = sample["sum"].as_f64().unwrap();
+        assert!(
+            (sum - want_sum).abs() <= 1e-9 * values.len() as f64,
+            "{name}: sum {sum} vs reference {want_sum}"
+        );
+    }
+}
