@@ -7,3 +7,4 @@ pub mod data;
 pub mod generate;
 pub mod model;
 pub mod quant;
+pub mod recipe;

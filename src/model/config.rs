@@ -172,7 +172,8 @@ impl LlamaConfig {
         let vocab_size = match file.get_u64(&key("vocab_size")) {
             Some(v) => v as usize,
             None => file
-                .get_array_len("tokenizer.ggml.tokens")
+                .get_array("tokenizer.ggml.tokens")
+                .map(|a| a.len())
                 .ok_or_else(|| missing(&key("vocab_size")))?,
         };
         let has_head = file.tensor("output.weight").is_some();
