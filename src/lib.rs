@@ -4,7 +4,10 @@
 pub mod audit;
 pub mod backend;
 pub mod data;
+pub mod export;
 pub mod generate;
+pub mod lora;
 pub mod model;
 pub mod quant;
 pub mod recipe;
+pub mod train;

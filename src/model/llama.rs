@@ -88,6 +88,19 @@ impl Block {
         })
     }
 
+    /// All projections with their PEFT module names, mutably.
+    pub fn projections_mut(&mut self) -> [(&'static str, &mut Projection); 7] {
+        [
+            ("q_proj", &mut self.q),
+            ("k_proj", &mut self.k),
+            ("v_proj", &mut self.v),
+            ("o_proj", &mut self.o),
+            ("gate_proj", &mut self.gate),
+            ("up_proj", &mut self.up),
+            ("down_proj", &mut self.down),
+        ]
+    }
+
     /// Shared access to a projection by its PEFT module name.
     pub fn projection(&self, name: &str) -> Option<&Projection> {
         Some(match name {

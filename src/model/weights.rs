@@ -29,6 +29,14 @@ pub trait WeightSource {
     fn contains(&self, name: &str) -> bool;
     /// Loads one tensor as f32, casting or dequantizing as needed.
     fn load(&self, name: &str) -> Result<HostTensor, ModelError>;
+    /// Loads an INT8 tensor (raw i8 values and shape), for sources that store them.
+    fn load_i8(&self, name: &str) -> Result<(Vec<i8>, Vec<usize>), ModelError> {
+        Err(ModelError::Dtype {
+            origin: self.origin(),
+            tensor: name.to_string(),
+            why: "this source holds no INT8 tensors".into(),
+        })
+    }
 }
 
 /// Declarative map from llama.cpp GGUF names to Hugging Face names.
@@ -221,6 +229,28 @@ impl WeightSource for SafetensorsSource {
         self.dir.display().to_string()
     }
 
+    fn load_i8(&self, name: &str) -> Result<(Vec<i8>, Vec<usize>), ModelError> {
+        let (file, (dtype, shape, (start, end))) = self.find(name).ok_or_else(|| ModelError::MissingTensor {
+            origin: self.origin(),
+            tensor: name.to_string(),
+        })?;
+        if dtype != safetensors::Dtype::I8 {
+            return Err(ModelError::Dtype {
+                origin: file.path.display().to_string(),
+                tensor: name.to_string(),
+                why: format!("expected I8 (it has a `_scale` companion), got {dtype:?}"),
+            });
+        }
+        let bytes = &file.mmap[file.data_start + start..file.data_start + end];
+        if bytes.len() != shape.iter().product::<usize>() {
+            return Err(ModelError::Corrupt {
+                path: file.path.display().to_string(),
+                why: format!("tensor {name}: {} bytes for shape {shape:?} of I8", bytes.len()),
+            });
+        }
+        Ok((bytes.iter().map(|&b| b as i8).collect(), shape))
+    }
+
     fn contains(&self, name: &str) -> bool {
         self.files.iter().any(|f| f.tensors.contains_key(name))
     }
@@ -236,6 +266,13 @@ impl WeightSource for SafetensorsSource {
             })?;
         let bytes = &file.mmap[file.data_start + start..file.data_start + end];
         let count: usize = shape.iter().product();
+        if dtype == safetensors::Dtype::I8 {
+            return Err(ModelError::Dtype {
+                origin: file.path.display().to_string(),
+                tensor: name.to_string(),
+                why: "is INT8; it needs its `_scale` companion (load through the INT8 path)".into(),
+            });
+        }
         let width = match dtype {
             safetensors::Dtype::F32 => 4,
             safetensors::Dtype::F16 | safetensors::Dtype::BF16 => 2,
@@ -268,6 +305,12 @@ impl WeightSource for SafetensorsSource {
                 .collect(),
         };
         Ok(HostTensor { shape, data })
+    }
+}
+
+impl SafetensorsSource {
+    fn find(&self, name: &str) -> Option<(&MappedSafetensors, (safetensors::Dtype, Vec<usize>, (usize, usize)))> {
+        self.files.iter().find_map(|f| f.tensors.get(name).map(|t| (f, t.clone())))
     }
 }
 
@@ -318,61 +361,71 @@ pub fn load_llama(config: &LlamaConfig, source: &dyn WeightSource, device: &Devi
     let qd = config.num_heads * config.head_dim;
     let kvd = config.num_kv_heads * config.head_dim;
     let ff = config.intermediate_size;
+    let mut count = 0usize;
     let mut get = |name: &str, shape: &[usize]| -> Result<HostTensor, ModelError> {
         let t = source.load(name)?;
         expect_shape(source, name, &t, shape)?;
-        report.tensors_loaded += 1;
         Ok(t)
+    };
+    // A projection is INT8 when its weight has a `weight_scale` companion.
+    let mut proj = |base: &str, out: usize, inp: usize, bias: bool, get: &mut dyn FnMut(&str, &[usize]) -> Result<HostTensor, ModelError>| -> Result<Projection, ModelError> {
+        count += 1;
+        let b = if bias { Some(get(&format!("{base}.bias"), &[out])?) } else { None };
+        let scale_name = format!("{base}.weight{}", crate::export::SCALE_SUFFIX);
+        if source.contains(&scale_name) {
+            let (q, shape) = source.load_i8(&format!("{base}.weight"))?;
+            if shape != [out, inp] {
+                return Err(ModelError::Shape { origin: source.origin(), tensor: format!("{base}.weight"), expected: vec![out, inp], got: shape });
+            }
+            let scales = get(&scale_name, &[out])?.data;
+            let layer = crate::quant::Int8Linear::from_parts(&q, scales, out, inp, b.map(|b| b.data));
+            return Ok(Projection::Int8(std::sync::Arc::new(layer)));
+        }
+        let w = get(&format!("{base}.weight"), &[out, inp])?;
+        Ok(Projection::Dense(dense_from_hf(w, b, device)))
     };
     let embed_host = get("model.embed_tokens.weight", &[config.vocab_size, h])?;
     let mut layers = Vec::with_capacity(config.num_layers);
     for i in 0..config.num_layers {
         let p = |s: &str| format!("model.layers.{i}.{s}");
-        let mut proj = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Projection, ModelError> {
-            let w = get(&p(&format!("{name}.weight")), &[out, inp])?;
-            let b = if bias { Some(get(&p(&format!("{name}.bias")), &[out])?) } else { None };
-            Ok(Projection::Dense(dense_from_hf(w, b, device)))
-        };
         let bias = config.attention_bias;
-        let q = proj("self_attn.q_proj", qd, h, bias)?;
-        let k = proj("self_attn.k_proj", kvd, h, bias)?;
-        let v = proj("self_attn.v_proj", kvd, h, bias)?;
-        let o = proj("self_attn.o_proj", h, qd, false)?;
-        let gate = proj("mlp.gate_proj", ff, h, false)?;
-        let up = proj("mlp.up_proj", ff, h, false)?;
-        let down = proj("mlp.down_proj", h, ff, false)?;
+        let q = proj(&p("self_attn.q_proj"), qd, h, bias, &mut get)?;
+        let k = proj(&p("self_attn.k_proj"), kvd, h, bias, &mut get)?;
+        let v = proj(&p("self_attn.v_proj"), kvd, h, bias, &mut get)?;
+        let o = proj(&p("self_attn.o_proj"), h, qd, false, &mut get)?;
+        let gate = proj(&p("mlp.gate_proj"), ff, h, false, &mut get)?;
+        let up = proj(&p("mlp.up_proj"), ff, h, false, &mut get)?;
+        let down = proj(&p("mlp.down_proj"), h, ff, false, &mut get)?;
         let attn_norm = to_tensor1(get(&p("input_layernorm.weight"), &[h])?, device);
         let mlp_norm = to_tensor1(get(&p("post_attention_layernorm.weight"), &[h])?, device);
         layers.push(Block { attn_norm, q, k, v, o, mlp_norm, gate, up, down });
     }
     let final_norm = to_tensor1(get("model.norm.weight", &[h])?, device);
-    let head_host = if source.contains("lm_head.weight") {
+    let has_head = source.contains("lm_head.weight");
+    let lm_head = if has_head && source.contains(&format!("lm_head.weight{}", crate::export::SCALE_SUFFIX)) {
+        proj("lm_head", config.vocab_size, h, false, &mut get)?
+    } else if has_head {
         let head = get("lm_head.weight", &[config.vocab_size, h])?;
-        if config.tie_word_embeddings {
-            if head.data == embed_host.data {
-                None
-            } else {
+        if config.tie_word_embeddings && head.data == embed_host.data {
+            Projection::Dense(dense_from_hf(embed_host.clone(), None, device))
+        } else {
+            if config.tie_word_embeddings {
                 report.warnings.push(format!(
                     "{}: config says tie_word_embeddings but lm_head.weight differs from model.embed_tokens.weight; using the real lm_head",
                     source.origin()
                 ));
-                Some(head)
             }
-        } else {
-            Some(head)
+            Projection::Dense(dense_from_hf(head, None, device))
         }
     } else if config.tie_word_embeddings {
-        None
+        Projection::Dense(dense_from_hf(embed_host.clone(), None, device))
     } else {
         return Err(ModelError::MissingTensor {
             origin: source.origin(),
             tensor: "lm_head.weight (config has tie_word_embeddings = false)".into(),
         });
     };
-    let lm_head = match head_host {
-        Some(head) => Projection::Dense(dense_from_hf(head, None, device)),
-        None => Projection::Dense(dense_from_hf(embed_host.clone(), None, device)),
-    };
+    report.tensors_loaded = count;
     let embed = Tensor::from_data(TensorData::new(embed_host.data, [config.vocab_size, h]), device);
     Ok((
         Llama {
