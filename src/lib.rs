@@ -3,11 +3,14 @@
 
 pub mod audit;
 pub mod backend;
+pub mod bench;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod lora;
 pub mod model;
+pub mod pipeline;
 pub mod quant;
 pub mod recipe;
 pub mod train;

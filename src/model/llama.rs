@@ -286,6 +286,26 @@ impl Llama {
         logits.reshape([b, self.lm_head.out_features()]).narrow(1, 0, self.config.vocab_size.min(d.max(self.lm_head.out_features())))
     }
 
+    /// Bytes of weight storage (f32 dense, INT8 with scales); a tied head counts once.
+    pub fn weight_bytes(&self) -> usize {
+        let proj = |p: &Projection| match p {
+            Projection::Dense(d) => d.in_features() * d.out_features() * 4,
+            Projection::Lora(l) => l.base.in_features() * l.base.out_features() * 4 + (l.a.dims()[0] * l.a.dims()[1] + l.b.dims()[0] * l.b.dims()[1]) * 4,
+            Projection::Int8(q) => q.storage_bytes(),
+        };
+        let h = self.config.hidden_size;
+        let mut total = self.config.vocab_size * h * 4 + h * 4;
+        for l in &self.layers {
+            total += 2 * h * 4;
+            total += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| proj(p)).sum::<usize>();
+        }
+        let tied_dense = self.config.tie_word_embeddings && matches!(self.lm_head, Projection::Dense(_));
+        if !tied_dense {
+            total += proj(&self.lm_head);
+        }
+        total
+    }
+
     /// A tensor of token ids `[batch, seq]` on this model's device.
     pub fn tokens(&self, ids: &[u32], batch: usize) -> Tensor<2, Int> {
         let seq = ids.len() / batch.max(1);
