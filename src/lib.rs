@@ -13,4 +13,5 @@ pub mod model;
 pub mod pipeline;
 pub mod quant;
 pub mod recipe;
+pub mod serve;
 pub mod train;

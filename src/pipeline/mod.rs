@@ -584,3 +584,25 @@ fn render_report(run_id: &str, g: &GovernanceReport, t: &TrainSummary, eval: &se
     }
     s
 }
+
+/// A model ready for inference: the burn model, its chat format and where it came from.
+pub struct LoadedModel {
+    pub model: Llama,
+    pub format: ChatFormat,
+    pub bundle: ModelBundle,
+    /// The artifact's manifest when `spec` is an exported artifact (verified against its hashes).
+    pub manifest: Option<export::Manifest>,
+}
+
+/// Resolves and loads a model or an exported artifact for generation or serving.
+pub fn open_model(spec: &str, notes: &mut dyn source::ResolveSink) -> Result<LoadedModel, PipelineError> {
+    let path = source::resolve(spec, notes)?;
+    let manifest = if path.join("manifest.json").exists() { Some(export::verify_artifact(&path)?) } else { None };
+    let bundle = ModelBundle::open(&path)?;
+    let format = chat_format(&bundle)?;
+    let (model, report) = bundle.build(&crate::backend::inference_device())?;
+    for w in report.warnings {
+        notes.note(&format!("warning: {w}"));
+    }
+    Ok(LoadedModel { model, format, bundle, manifest })
+}

@@ -1,0 +1,83 @@
+//! `workbench generate`: one completion from a model or artifact, streamed to stdout.
+
+use std::io::Write;
+
+use workbench::data::template::Message;
+use workbench::generate::{self, SamplingParams};
+use workbench::pipeline;
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// A model source (path, pip:NAME==VERSION, ORG/NAME in the HF cache) or an artifact folder.
+    pub model: String,
+    /// The user message (rendered through the model's chat template unless --raw).
+    #[arg(long, short)]
+    pub prompt: String,
+    /// Optional system message.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Feed the prompt as raw text, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop strings (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+pub fn run(a: &GenerateArgs) -> anyhow::Result<i32> {
+    let loaded = pipeline::open_model(&a.model, &mut super::StderrNotes)?;
+    let ids = if a.raw {
+        let mut ids: Vec<u32> = loaded.format.bos.into_iter().collect();
+        ids.extend(loaded.format.encode(&a.prompt)?);
+        ids
+    } else {
+        let mut msgs = Vec::new();
+        if let Some(s) = &a.system {
+            msgs.push(Message::new("system", s));
+        }
+        msgs.push(Message::new("user", &a.prompt));
+        loaded.format.prompt_ids(&msgs)?
+    };
+    let params = SamplingParams {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repetition_penalty: a.repetition_penalty,
+        seed: a.seed,
+        max_tokens: a.max_tokens,
+        stop_tokens: loaded.format.stop_ids.clone(),
+        stop_strings: a.stop.clone(),
+    };
+    let mut out = std::io::stdout();
+    let g = generate::generate(&loaded.model, &loaded.format.tokenizer, &ids, &params, &mut |t| {
+        let _ = out.write_all(t.as_bytes());
+        let _ = out.flush();
+    });
+    println!();
+    let decode: f64 = g.decode_times.iter().map(|d| d.as_secs_f64()).sum();
+    eprintln!(
+        "[{} prompt tokens, {} generated, finish: {:?}, TTFT {:.0} ms, {:.1} tok/s]",
+        g.prompt_tokens,
+        g.tokens.len(),
+        g.finish,
+        g.time_to_first_token.as_secs_f64() * 1e3,
+        g.decode_times.len() as f64 / decode.max(1e-9)
+    );
+    Ok(0)
+}

@@ -1,0 +1,57 @@
+//! Command-line front end: one file per subcommand. Only this module and `main` print.
+
+pub mod generate;
+pub mod run;
+pub mod serve;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+
+/// Fine-tune, evaluate, quantize, export and serve open Llama-family models on data that
+/// must stay in-house. Nothing phones home; the network is used only for a `pip:` model
+/// download you ask for.
+#[derive(Debug, Parser)]
+#[command(name = "workbench", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole recipe: model, data governance, LoRA training, eval, merge + INT8, bench, export.
+    ///
+    /// Example: workbench run recipes/quickstart.toml
+    Run(run::RunArgs),
+    /// Check a recipe without running it; reports every problem at once.
+    ///
+    /// Example: workbench validate recipes/quickstart.toml
+    Validate(validate::ValidateArgs),
+    /// Generate text from a model or an exported artifact.
+    ///
+    /// Example: workbench generate runs/<id>/artifact --prompt "What is the capital of France?"
+    Generate(generate::GenerateArgs),
+    /// Serve an artifact through an OpenAI-compatible HTTP API on localhost.
+    ///
+    /// Example: workbench serve runs/<id>/artifact --api-keys keys.txt --port 8080
+    Serve(serve::ServeArgs),
+}
+
+/// Dispatches a parsed command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(a) => run::run(&a),
+        Command::Validate(a) => validate::run(&a),
+        Command::Generate(a) => generate::run(&a),
+        Command::Serve(a) => serve::run(&a),
+    }
+}
+
+/// Prints resolver notes to stderr.
+pub struct StderrNotes;
+
+impl workbench::model::source::ResolveSink for StderrNotes {
+    fn note(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+}
