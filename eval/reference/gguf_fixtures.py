@@ -20,9 +20,15 @@ Writes into tests/fixtures/gguf/ (override with --out):
                             dequantized values, 256 values at evenly spaced indices (as f32 bits)
                             and the float64 sum of the whole tensor.
   tokenizer_expected.json   token ids from transformers' GGUF tokenizer conversion
-                            (AutoTokenizer.from_pretrained(dir, gguf_file=name)) for multilingual,
-                            emoji, digit, code and chat-special-token texts, with and without special
-                            tokens, and the decoded strings; bos/eos/pad ids and the chat template.
+                            (AutoTokenizer.from_pretrained(dir, gguf_file=name)) with SmolLM2's
+                            published pre-tokenizer restored (see write_tokenizer), and from the
+                            unmodified conversion, for multilingual, emoji, digit, code and
+                            chat-special-token texts, with and without special tokens, and the
+                            decoded strings; bos/eos/pad ids and the chat template.
+  tokenizer_llama_bpe_expected.json
+                            ids for the same vocabulary relabelled `tokenizer.ggml.pre = "llama-bpe"`
+                            (Llama 3 split regex), from transformers' conversion of a metadata-only
+                            GGUF written to a temporary directory.
   hf_tokenizer/             what that tokenizer's save_pretrained writes, except tokenizer.json
                             (about 2 MB: the test regenerates it with our own Tokenizer::save).
 
@@ -213,9 +219,21 @@ def write_real_model(model: Path, out: Path) -> None:
 
 
 def write_tokenizer(model: Path, out: Path) -> None:
+    from tokenizers import pre_tokenizers
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model.parent), gguf_file=model.name)
+    # transformers' GGUF conversion has no rule for `tokenizer.ggml.pre = "smollm"` and keeps
+    # GPT2Tokenizer's plain ByteLevel split. SmolLM2's published tokenizer.json (and llama.cpp's
+    # smollm regexes "\p{N}" then GPT-2) first split every numeric char on its own. The primary
+    # reference ("ids") is the converted vocabulary with that published pre-tokenizer; the
+    # unmodified conversion is kept as "ids_transformers_gguf" (they differ only where a numeric
+    # char follows a space or other digits, e.g. " ½").
+    as_converted = AutoTokenizer.from_pretrained(str(model.parent), gguf_file=model.name)
+    tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+    ])
     cases = []
     for text in TEXTS:
         plain = tok.encode(text, add_special_tokens=False)
@@ -223,6 +241,7 @@ def write_tokenizer(model: Path, out: Path) -> None:
             "text": text,
             "ids": plain,
             "ids_with_special": tok.encode(text, add_special_tokens=True),
+            "ids_transformers_gguf": as_converted.encode(text, add_special_tokens=False),
             "decoded": tok.decode(plain, skip_special_tokens=False),
         })
     expected = {
@@ -248,6 +267,41 @@ def write_tokenizer(model: Path, out: Path) -> None:
         print("tokenizer.json bytes:", (Path(tmp) / "tokenizer.json").stat().st_size)
 
 
+def write_llama_bpe_variant(model: Path, out: Path) -> None:
+    """Ids for the same vocabulary with `tokenizer.ggml.pre = "llama-bpe"` (the Llama 3 split).
+
+    A metadata-only GGUF (no tensors) with the real file's tokenizer keys and the pre-tokenizer
+    name replaced is written to a temporary directory and converted by transformers.
+    """
+    from transformers import AutoTokenizer
+
+    reader = gguf.GGUFReader(str(model))
+    with tempfile.TemporaryDirectory() as tmp:
+        name = "llama_bpe_variant.gguf"
+        writer = gguf.GGUFWriter(str(Path(tmp) / name), arch="llama")
+        writer.add_key_value("tokenizer.ggml.model", "gpt2", V.STRING)
+        writer.add_key_value("tokenizer.ggml.pre", "llama-bpe", V.STRING)
+        for key, sub in [("tokenizer.ggml.tokens", V.STRING), ("tokenizer.ggml.merges", V.STRING),
+                         ("tokenizer.ggml.token_type", V.INT32)]:
+            writer.add_key_value(key, list(reader.fields[key].contents()), V.ARRAY, sub_type=sub)
+        for key in ["tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"]:
+            writer.add_key_value(key, int(reader.fields[key].contents()), V.UINT32)
+        writer.add_key_value("tokenizer.ggml.add_bos_token", False, V.BOOL)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        tok = AutoTokenizer.from_pretrained(tmp, gguf_file=name)
+        backend = json.loads(tok.backend_tokenizer.to_str())
+        expected = {
+            "pre": "llama-bpe",
+            "reference_pre_tokenizer": backend["pre_tokenizer"],
+            "reference_ignore_merges": backend["model"].get("ignore_merges"),
+            "cases": [{"text": t, "ids": tok.encode(t, add_special_tokens=False)} for t in TEXTS],
+        }
+    (out / "tokenizer_llama_bpe_expected.json").write_text(json.dumps(expected, separators=(",", ":"), ensure_ascii=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -257,6 +311,7 @@ def main() -> None:
     write_synthetic(args.out)
     write_real_model(args.model, args.out)
     write_tokenizer(args.model, args.out)
+    write_llama_bpe_variant(args.model, args.out)
 
 
 if __name__ == "__main__":

@@ -602,3 +602,271 @@ fn real_model_header_table_and_values_match_gguf_py() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Tokenizer.
+// ---------------------------------------------------------------------------------------
+
+mod tokenizer {
+    use super::*;
+    use workbench::model::tokenizer::{
+        GgufVocab, TokenizerBundle, TokenizerError, from_gguf, from_hf_dir,
+    };
+
+    fn ids(bundle: &TokenizerBundle, text: &str, add_special: bool) -> Vec<u32> {
+        bundle
+            .tokenizer
+            .encode(text, add_special)
+            .expect("encode")
+            .get_ids()
+            .to_vec()
+    }
+
+    fn real_bundle(test: &str) -> Option<(GgufFile, TokenizerBundle)> {
+        let path = real_gguf(test)?;
+        let file = GgufFile::open(&path).expect("open real model");
+        let bundle = from_gguf(&file).expect("tokenizer from GGUF");
+        Some((file, bundle))
+    }
+
+    fn check_cases(bundle: &TokenizerBundle, expected: &Value, label: &str) {
+        for case in expected["cases"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want = json_u32s(&case["ids"]);
+            assert_eq!(ids(bundle, text, false), want, "{label}: ids for {text:?}");
+            if let Some(with_special) = case.get("ids_with_special") {
+                assert_eq!(
+                    ids(bundle, text, true),
+                    json_u32s(with_special),
+                    "{label}: {text:?}"
+                );
+            }
+            let decoded = bundle.tokenizer.decode(&want, false).expect("decode");
+            assert_eq!(decoded, text, "{label}: decode(encode(x)) == x");
+            if let Some(reference) = case.get("decoded") {
+                assert_eq!(
+                    decoded,
+                    reference.as_str().unwrap(),
+                    "{label}: reference decode"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gguf_tokenizer_ids_equal_transformers() {
+        let Some((_file, bundle)) = real_bundle("gguf_tokenizer_ids_equal_transformers") else {
+            return;
+        };
+        let expected = load_json("tokenizer_expected.json");
+        assert_eq!(bundle.bos_id, expected["bos_id"].as_u64().map(|v| v as u32));
+        assert_eq!(bundle.eos_id, expected["eos_id"].as_u64().map(|v| v as u32));
+        assert_eq!(bundle.pad_id, expected["pad_id"].as_u64().map(|v| v as u32));
+        assert_eq!(bundle.stop_ids, vec![bundle.eos_id.unwrap()]);
+        assert!(
+            !bundle.add_bos,
+            "SmolLM2 sets tokenizer.ggml.add_bos_token = false"
+        );
+        assert_eq!(
+            bundle.chat_template.as_deref(),
+            expected["chat_template"].as_str()
+        );
+        assert_eq!(
+            bundle.tokenizer.get_vocab_size(true) as u64,
+            expected["vocab_size"].as_u64().unwrap()
+        );
+        check_cases(&bundle, &expected, "smollm");
+        // transformers' unmodified GGUF conversion drops SmolLM2's digit split (see the fixture
+        // script); it must agree with us on every text without a non-ASCII numeric char.
+        for case in expected["cases"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            if !text.chars().any(|c| c.is_numeric() && !c.is_ascii_digit()) {
+                let want = json_u32s(&case["ids_transformers_gguf"]);
+                assert_eq!(ids(&bundle, text, false), want, "as converted: {text:?}");
+            }
+        }
+
+        // Control tokens are special: matched whole, dropped by skip_special_tokens.
+        let chat = ids(&bundle, "<|im_start|>user\nHi<|im_end|>", false);
+        assert_eq!(chat.first(), Some(&1));
+        assert_eq!(chat.last(), Some(&2));
+        let plain = bundle.tokenizer.decode(&chat, true).unwrap();
+        assert_eq!(plain, "user\nHi");
+    }
+
+    #[test]
+    fn llama_bpe_pre_tokenizer_equals_transformers() {
+        let Some(path) = real_gguf("llama_bpe_pre_tokenizer_equals_transformers") else {
+            return;
+        };
+        let file = GgufFile::open(&path).expect("open real model");
+        let expected = load_json("tokenizer_llama_bpe_expected.json");
+        let mut vocab = GgufVocab::from_gguf(&file).expect("vocab");
+        vocab.pre = Some(expected["pre"].as_str().unwrap().to_string());
+        vocab.add_bos = false;
+        let bundle = vocab.build().expect("build llama-bpe");
+        check_cases(&bundle, &expected, "llama-bpe");
+        // The relabelled split really differs from SmolLM2's on some text, so the comparison
+        // above pins the pre-tokenizer choice.
+        let smollm = load_json("tokenizer_expected.json");
+        let differs = smollm["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(expected["cases"].as_array().unwrap())
+            .any(|(a, b)| a["ids"] != b["ids"]);
+        assert!(differs);
+    }
+
+    #[test]
+    fn hf_dir_saved_from_gguf_tokenizer_gives_same_ids() {
+        let Some((_file, bundle)) = real_bundle("hf_dir_saved_from_gguf_tokenizer_gives_same_ids")
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // transformers' own tokenizer_config.json and chat_template.jinja, plus tokenizer.json
+        // written by our tokenizer (transformers' is 3.5 MB, too big to commit).
+        for entry in std::fs::read_dir(fixture_dir().join("hf_tokenizer")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        bundle
+            .tokenizer
+            .save(dir.path().join("tokenizer.json"), false)
+            .expect("save tokenizer.json");
+        std::fs::write(
+            dir.path().join("generation_config.json"),
+            r#"{"bos_token_id": 1, "eos_token_id": [2, 0]}"#,
+        )
+        .unwrap();
+        let loaded = from_hf_dir(dir.path()).expect("from_hf_dir");
+        let expected = load_json("tokenizer_expected.json");
+        check_cases(&loaded, &expected, "from_hf_dir");
+        assert_eq!(loaded.bos_id, bundle.bos_id);
+        assert_eq!(loaded.eos_id, bundle.eos_id);
+        assert_eq!(loaded.pad_id, bundle.pad_id);
+        assert_eq!(loaded.stop_ids, vec![2, 0]);
+        assert_eq!(loaded.chat_template, bundle.chat_template);
+        assert!(!loaded.add_bos);
+    }
+
+    fn tiny_tokenizer_dir(config: &str, generation: Option<&str>) -> tempfile::TempDir {
+        use tokenizers::models::bpe::{BPE, Vocab};
+        use tokenizers::{AddedToken, Tokenizer};
+        let vocab: Vocab = [("<s>", 0u32), ("</s>", 1), ("a", 2), ("b", 3), ("ab", 4)]
+            .into_iter()
+            .map(|(t, i)| (t.to_string(), i))
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, vec![("a".to_string(), "b".to_string())])
+            .build()
+            .unwrap();
+        let mut tokenizer = Tokenizer::new(bpe);
+        tokenizer.add_special_tokens(&[
+            AddedToken::from("<s>", true),
+            AddedToken::from("</s>", true),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        tokenizer
+            .save(dir.path().join("tokenizer.json"), false)
+            .unwrap();
+        std::fs::write(dir.path().join("tokenizer_config.json"), config).unwrap();
+        if let Some(g) = generation {
+            std::fs::write(dir.path().join("generation_config.json"), g).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn hf_config_accepts_content_objects_template_lists_and_eos_lists() {
+        let dir = tiny_tokenizer_dir(
+            r#"{"bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>",
+                "pad_token": null, "add_bos_token": true,
+                "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]}"#,
+            Some(r#"{"eos_token_id": [1, 3], "pad_token_id": 3}"#),
+        );
+        let b = from_hf_dir(dir.path()).expect("from_hf_dir");
+        assert_eq!((b.bos_id, b.eos_id, b.pad_id), (Some(0), Some(1), Some(3)));
+        assert_eq!(b.stop_ids, vec![1, 3]);
+        assert_eq!(b.chat_template.as_deref(), Some("D"));
+        assert!(b.add_bos);
+        assert_eq!(ids(&b, "ab", false), vec![4]);
+
+        let dir = tiny_tokenizer_dir(r#"{"bos_token": "<nope>"}"#, Some(r#"{"eos_token_id": 1}"#));
+        let err = from_hf_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, TokenizerError::BadMetadata { key, .. } if key == "bos_token"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("<nope>") && err.to_string().contains("tokenizer_config.json")
+        );
+
+        let dir = tiny_tokenizer_dir("{}", Some(r#"{"eos_token_id": 99}"#));
+        let err = from_hf_dir(dir.path()).unwrap_err();
+        assert!(matches!(err, TokenizerError::BadMetadata { .. }), "{err}");
+
+        let empty = tempfile::tempdir().unwrap();
+        let err = from_hf_dir(empty.path()).unwrap_err();
+        assert!(err.to_string().contains("tokenizer.json"), "{err}");
+    }
+
+    /// A GGUF with only string metadata (no tensors).
+    fn metadata_only_gguf(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend((entries.len() as u64).to_le_bytes());
+        for (key, value) in entries {
+            push_str(&mut b, key);
+            b.extend(8u32.to_le_bytes());
+            push_str(&mut b, value);
+        }
+        b
+    }
+
+    #[test]
+    fn unsupported_tokenizer_model_names_key_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = metadata_only_gguf(&[("tokenizer.ggml.model", "llama")]);
+        let file = GgufFile::open(&write_temp(dir.path(), "spm.gguf", &bytes)).unwrap();
+        let err = from_gguf(&file).unwrap_err();
+        assert!(
+            matches!(err, TokenizerError::UnsupportedModel { .. }),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("spm.gguf")
+                && msg.contains("tokenizer.ggml.model")
+                && msg.contains("llama"),
+            "{msg}"
+        );
+        let bytes = metadata_only_gguf(&[]);
+        let file = GgufFile::open(&write_temp(dir.path(), "none.gguf", &bytes)).unwrap();
+        let err = from_gguf(&file).unwrap_err();
+        assert!(
+            matches!(&err, TokenizerError::Gguf(GgufError::MissingKey { key, .. }) if key == "tokenizer.ggml.model"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_pre_tokenizer_is_an_error_not_a_silent_default() {
+        let Some(path) = real_gguf("unknown_pre_tokenizer_is_an_error_not_a_silent_default") else {
+            return;
+        };
+        let file = GgufFile::open(&path).unwrap();
+        let mut vocab = GgufVocab::from_gguf(&file).unwrap();
+        vocab.pre = Some("qwen2".to_string());
+        let err = vocab.build().unwrap_err();
+        assert!(
+            matches!(err, TokenizerError::UnsupportedPreTokenizer { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("qwen2") && err.to_string().contains("tokenizer.ggml.pre")
+        );
+    }
+}
