@@ -1,5 +1,8 @@
 //! The one integration-test binary: small helpers in `common`, one module per area.
 
+mod bad_input;
 mod common;
 mod gguf;
 mod parity;
+mod pipeline;
+mod train;
