@@ -4,3 +4,9 @@
 pub mod audit;
 pub mod data;
 pub mod model;
+
+/// Command-line front end (declared here while the lead integrates `src/cli/`).
+pub mod cli {
+    pub mod audit;
+    pub mod scan;
+}
