@@ -20,7 +20,48 @@ WIDE_WINDOW = {"private-key": 20000, "kubernetes-secret-yaml": 1200, "curl-auth-
                "curl-auth-header": 1200, "gcp-service-account": 600, "sidekiq-sensitive-url": 400}
 
 
+def rust_regex(pat):
+    """Go RE2 reads a `{` that starts no valid repetition as a literal; Rust's regex does
+    not. Escape such braces (and lone `}`), leaving character classes alone."""
+    import re
+    out, i, in_class = [], 0, False
+    rep = re.compile(r"\{\d+(?:,\d*)?\}")
+    while i < len(pat):
+        c = pat[i]
+        if c == "\\":
+            out.append(pat[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+        elif c == "[":
+            in_class = True
+            out.append(c)
+            if pat[i + 1:i + 2] == "^":
+                out.append("^")
+                i += 1
+            if pat[i + 1:i + 2] == "]":
+                out.append("]")
+                i += 1
+        elif c == "{":
+            m = rep.match(pat, i)
+            if m:
+                out.append(m.group(0))
+                i = m.end()
+                continue
+            out.append("\\{")
+        elif c == "}":
+            out.append("\\}")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def lit(s):
+    s = rust_regex(s)
     if "'''" in s:
         raise SystemExit(f"pattern contains ''': {s!r}")
     return "'''" + s + "'''"

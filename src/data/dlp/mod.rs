@@ -165,7 +165,6 @@ pub enum DlpError {
 #[derive(Debug, Clone)]
 pub struct Scanner {
     rules: Vec<Rule>,
-    global_allow: Vec<Allowlist>,
     keyword_ac: AhoCorasick,
     keyword_rules: Vec<Vec<usize>>,
     numeric_rules: Vec<usize>,
@@ -177,15 +176,16 @@ pub struct Scanner {
 fn compile_files(files: &[(PathBuf, RulesFile)]) -> Result<Scanner, DlpError> {
     let mut rules: Vec<Rule> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut global_allow = Vec::new();
     let mut block_threshold = DEFAULT_BLOCK_THRESHOLD;
     for (path, file) in files {
         if let Some(t) = file.block_threshold {
             block_threshold = t;
         }
-        if let Some(a) = &file.allowlist {
-            global_allow.push(rules::compile_allowlist(path, "[allowlist]", a)?);
-        }
+        // A file's top-level allowlist applies to the rules of that file.
+        let file_allow = match &file.allowlist {
+            Some(a) => vec![rules::compile_allowlist(path, "[allowlist]", a)?],
+            None => Vec::new(),
+        };
         let mut seen_here = std::collections::HashSet::new();
         for spec in &file.rules {
             if !seen_here.insert(spec.id.as_str()) {
@@ -194,7 +194,8 @@ fn compile_files(files: &[(PathBuf, RulesFile)]) -> Result<Scanner, DlpError> {
                     rule: spec.id.clone(),
                 });
             }
-            let rule = rules::compile_rule(path, spec)?;
+            let mut rule = rules::compile_rule(path, spec)?;
+            rule.allowlists.extend(file_allow.iter().cloned());
             // A later file's rule with an existing id replaces the earlier one.
             match index.get(&rule.id) {
                 Some(&i) => rules[i] = rule,
@@ -235,7 +236,6 @@ fn compile_files(files: &[(PathBuf, RulesFile)]) -> Result<Scanner, DlpError> {
         .map_err(|e| DlpError::Prefilter(e.to_string()))?;
     Ok(Scanner {
         rules,
-        global_allow,
         keyword_ac,
         keyword_rules,
         numeric_rules,
@@ -577,12 +577,7 @@ impl Scanner {
                 AllowTarget::Line => line(),
             }
         };
-        if rule
-            .allowlists
-            .iter()
-            .chain(&self.global_allow)
-            .any(|al| al.allows(target(al), &lower))
-        {
+        if rule.allowlists.iter().any(|al| al.allows(target(al), &lower)) {
             return None;
         }
         let mut score = rule.score;
