@@ -7,7 +7,12 @@ use std::path::Path;
 use workbench::audit::{AuditEntry, AuditLog, GENESIS_PREV, sha256_hex, verify};
 
 fn entry(i: usize) -> AuditEntry {
-    let mut e = AuditEntry::new("tester", "scan", &sha256_hex(format!("record {i}").as_bytes()), "allow");
+    let mut e = AuditEntry::new(
+        "tester",
+        "scan",
+        &sha256_hex(format!("record {i}").as_bytes()),
+        "allow",
+    );
     e.score = Some(0.25);
     e.extra.insert("row".into(), serde_json::json!(i));
     e
@@ -21,7 +26,11 @@ fn write_log(path: &Path, n: usize) {
 }
 
 fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn rewrite(path: &Path, lines: &[String]) {
@@ -67,7 +76,10 @@ fn edited_last_line_is_named() {
     let mut l = lines(&p);
     l[2] = l[2].replace("tester", "mallory");
     rewrite(&p, &l);
-    assert_eq!(verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0), Some(3));
+    assert_eq!(
+        verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0),
+        Some(3)
+    );
 }
 
 #[test]
@@ -79,7 +91,10 @@ fn inserted_line_is_named() {
     let copy = l[1].clone();
     l.insert(2, copy);
     rewrite(&p, &l);
-    assert_eq!(verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0), Some(3));
+    assert_eq!(
+        verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0),
+        Some(3)
+    );
 }
 
 #[test]
@@ -90,7 +105,10 @@ fn reordered_lines_are_named() {
     let mut l = lines(&p);
     l.swap(1, 2);
     rewrite(&p, &l);
-    assert_eq!(verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0), Some(2));
+    assert_eq!(
+        verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0),
+        Some(2)
+    );
 }
 
 #[test]
@@ -101,7 +119,10 @@ fn deleted_line_is_named() {
     let mut l = lines(&p);
     l.remove(1);
     rewrite(&p, &l);
-    assert_eq!(verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0), Some(2));
+    assert_eq!(
+        verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0),
+        Some(2)
+    );
 }
 
 #[test]
@@ -112,7 +133,10 @@ fn deleted_first_line_is_named() {
     let mut l = lines(&p);
     l.remove(0);
     rewrite(&p, &l);
-    assert_eq!(verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0), Some(1));
+    assert_eq!(
+        verify(&p).ok().and_then(|r| r.first_bad).map(|b| b.0),
+        Some(1)
+    );
 }
 
 #[test]
@@ -122,13 +146,23 @@ fn torn_last_line_is_cut_and_chain_continues() {
     write_log(&p, 3);
     let before = std::fs::read(&p).unwrap_or_default();
     {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap_or_else(|e| panic!("{e}"));
-        f.write_all(b"{\"seq\":4,\"prev\":\"ab").unwrap_or_else(|e| panic!("{e}"));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(b"{\"seq\":4,\"prev\":\"ab")
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-    assert!(verify(&p).ok().and_then(|r| r.first_bad).is_some(), "torn line must fail verify");
+    assert!(
+        verify(&p).ok().and_then(|r| r.first_bad).is_some(),
+        "torn line must fail verify"
+    );
     write_log(&p, 1);
     let after = std::fs::read(&p).unwrap_or_default();
-    assert!(after.starts_with(&before), "earlier lines must be untouched");
+    assert!(
+        after.starts_with(&before),
+        "earlier lines must be untouched"
+    );
     let r = verify(&p).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((r.lines, r.first_bad), (4, None));
 }
@@ -152,7 +186,8 @@ fn oversized_extra_is_rejected_before_writing() {
     let p = d.path().join("a.jsonl");
     let mut log = AuditLog::open(&p).unwrap_or_else(|e| panic!("{e}"));
     let mut e = entry(0);
-    e.extra.insert("content".into(), serde_json::json!("x".repeat(1000)));
+    e.extra
+        .insert("content".into(), serde_json::json!("x".repeat(1000)));
     assert!(log.append(e).is_err());
     assert_eq!(std::fs::metadata(&p).map(|m| m.len()).unwrap_or(1), 0);
 }

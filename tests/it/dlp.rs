@@ -36,18 +36,24 @@ fn bench_dir() -> PathBuf {
 
 fn read_jsonl(rel: &str) -> Vec<Value> {
     let path = bench_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1))
+        })
         .collect()
 }
 
 /// Findings at or above the block threshold: what the product acts on.
 fn blocking(text: &str) -> Vec<Finding> {
     let s = scanner();
-    s.scan(text).into_iter().filter(|f| f.score >= s.block_threshold()).collect()
+    s.scan(text)
+        .into_iter()
+        .filter(|f| f.score >= s.block_threshold())
+        .collect()
 }
 
 /// Tally of one corpus.
@@ -65,10 +71,18 @@ struct Tally {
 
 impl Tally {
     fn recall(&self) -> f64 {
-        if self.positives == 0 { 1.0 } else { self.hits as f64 / self.positives as f64 }
+        if self.positives == 0 {
+            1.0
+        } else {
+            self.hits as f64 / self.positives as f64
+        }
     }
     fn fp_rate(&self) -> f64 {
-        if self.negatives == 0 { 0.0 } else { self.false_pos as f64 / self.negatives as f64 }
+        if self.negatives == 0 {
+            0.0
+        } else {
+            self.false_pos as f64 / self.negatives as f64
+        }
     }
     fn report(&self, name: &str) {
         println!(
@@ -90,8 +104,16 @@ impl Tally {
         }
     }
     fn assert_bounds(&self, name: &str, min_recall: f64, max_fp: f64) {
-        assert!(self.recall() >= min_recall, "{name}: recall {:.4} < {min_recall}", self.recall());
-        assert!(self.fp_rate() <= max_fp, "{name}: false-positive rate {:.4} > {max_fp}", self.fp_rate());
+        assert!(
+            self.recall() >= min_recall,
+            "{name}: recall {:.4} < {min_recall}",
+            self.recall()
+        );
+        assert!(
+            self.fp_rate() <= max_fp,
+            "{name}: false-positive rate {:.4} > {max_fp}",
+            self.fp_rate()
+        );
     }
 }
 
@@ -136,7 +158,9 @@ fn gitleaks_tally() -> Tally {
         }
         let found = blocking(text);
         let extra: &[&str] = match rule {
-            "generic-api-key" | "hashicorp-tf-password" | "nuget-config-password" => &["password_assignment"],
+            "generic-api-key" | "hashicorp-tf-password" | "nuget-config-password" => {
+                &["password_assignment"]
+            }
             "private-key" => &["private_key"],
             _ => &[],
         };
@@ -156,7 +180,8 @@ fn gitleaks_tally() -> Tally {
                 }
                 if let Some(f) = found.iter().find(|f| in_family(f, rule, extra)) {
                     t.false_pos += 1;
-                    t.fps.push(format!("{} by {}", case_label(rule, text), f.rule));
+                    t.fps
+                        .push(format!("{} by {}", case_label(rule, text), f.rule));
                 }
             }
             other => panic!("gitleaks record with label {other:?}"),
@@ -206,17 +231,28 @@ fn detect_secrets_tally() -> Tally {
         if !file.starts_with("tests/plugins/") {
             continue; // filter unit tests: not labelled inputs
         }
-        let plugin = file.trim_start_matches("tests/plugins/").trim_end_matches("_test.py");
+        let plugin = file
+            .trim_start_matches("tests/plugins/")
+            .trim_end_matches("_test.py");
         let p = &r["params"];
         let (text, positive) = if let Some(case) = r["case"].as_array() {
-            (case[0].as_str().unwrap_or_default().to_string(), !case[1].is_null())
-        } else if let Some(text) = ["payload", "line", "file_content"].iter().find_map(|k| p[*k].as_str()) {
+            (
+                case[0].as_str().unwrap_or_default().to_string(),
+                !case[1].is_null(),
+            )
+        } else if let Some(text) = ["payload", "line", "file_content"]
+            .iter()
+            .find_map(|k| p[*k].as_str())
+        {
             // Cases without `should_flag` (slack, square_oauth, private_key) all must flag.
             (text.to_string(), p["should_flag"].as_bool().unwrap_or(true))
         } else {
             continue; // extraction / verification / entropy-template tests
         };
-        if r["test"].as_str().is_some_and(|t| t.starts_with("test_find_")) {
+        if r["test"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("test_find_"))
+        {
             continue; // account / key-id extraction helpers, not detection
         }
         let family = detect_secrets_family(plugin);
@@ -241,7 +277,8 @@ fn detect_secrets_tally() -> Tally {
             }
             if let Some(f) = found.iter().find(fam) {
                 t.false_pos += 1;
-                t.fps.push(format!("{} by {}", case_label(plugin, &text), f.rule));
+                t.fps
+                    .push(format!("{} by {}", case_label(plugin, &text), f.rule));
             }
         }
     }
@@ -290,16 +327,24 @@ fn presidio_tally() -> Tally {
     let mut t = Tally::default();
     for r in read_jsonl("presidio/presidio_recognizer_cases.jsonl") {
         let file = r["file"].as_str().unwrap_or_default();
-        let Some(kinds) = presidio_kinds(file) else { continue };
+        let Some(kinds) = presidio_kinds(file) else {
+            continue;
+        };
         let p = &r["params"];
-        let Some(text) = p["text"].as_str().or_else(|| p["iban"].as_str()) else { continue };
-        let Some(expected_len) = p["expected_len"].as_u64() else { continue };
+        let Some(text) = p["text"].as_str().or_else(|| p["iban"].as_str()) else {
+            continue;
+        };
+        let Some(expected_len) = p["expected_len"].as_u64() else {
+            continue;
+        };
         // Phone cases at non-default leniency test a configuration knob, not detection.
         if p["leniency"].as_u64().is_some_and(|l| l != 1) {
             continue;
         }
-        let found: Vec<Finding> =
-            blocking(text).into_iter().filter(|f| kinds.iter().any(|k| f.kind == *k)).collect();
+        let found: Vec<Finding> = blocking(text)
+            .into_iter()
+            .filter(|f| kinds.iter().any(|k| f.kind == *k))
+            .collect();
         let label = format!("{} {:?}", file.rsplit('/').next().unwrap_or(file), text);
         if expected_len == 0 {
             t.negatives += 1;
@@ -345,7 +390,13 @@ fn presidio_tally() -> Tally {
 
 /// secretlint packages left out: demo/test rules ("THIS IS SECRET"), home-directory paths
 /// and user-configured patterns are not kinds this scanner claims.
-const SECRETLINT_EXCLUDED: &[&str] = &["example", "filter-comments", "no-homedir", "pattern", "no-dotenv"];
+const SECRETLINT_EXCLUDED: &[&str] = &[
+    "example",
+    "filter-comments",
+    "no-homedir",
+    "pattern",
+    "no-dotenv",
+];
 
 fn secretlint_family(package: &str) -> Vec<String> {
     let p = package.rsplit("secretlint-rule-").next().unwrap_or(package);
@@ -371,11 +422,17 @@ fn secretlint_tally() -> Tally {
             continue;
         }
         // Cases run with non-default rule options (allow lists, disabled sub-rules).
-        if case.contains("allows") || case.contains("enableIDScanRule") || case.starts_with("options.") {
+        if case.contains("allows")
+            || case.contains("enableIDScanRule")
+            || case.starts_with("options.")
+        {
             continue;
         }
         let text = r["text"].as_str().unwrap_or_default();
-        let expected = r["expected_findings"].as_array().cloned().unwrap_or_default();
+        let expected = r["expected_findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let found = blocking(text);
         let label = format!("{short}/{case}");
         if expected.is_empty() {
@@ -387,15 +444,23 @@ fn secretlint_tally() -> Tally {
                 t.any_finding_negatives += 1;
             }
             let fam = secretlint_family(package);
-            if let Some(f) = found.iter().find(|f| fam.iter().any(|k| f.kind.starts_with(k.as_str()))) {
+            if let Some(f) = found
+                .iter()
+                .find(|f| fam.iter().any(|k| f.kind.starts_with(k.as_str())))
+            {
                 t.false_pos += 1;
                 t.fps.push(format!("{label} by {}", f.rule));
             }
             continue;
         }
         for e in expected {
-            let (Some(a), Some(b)) = (e["range"][0].as_u64(), e["range"][1].as_u64()) else { continue };
-            let (a, b) = (utf16_to_byte(text, a as usize), utf16_to_byte(text, b as usize));
+            let (Some(a), Some(b)) = (e["range"][0].as_u64(), e["range"][1].as_u64()) else {
+                continue;
+            };
+            let (a, b) = (
+                utf16_to_byte(text, a as usize),
+                utf16_to_byte(text, b as usize),
+            );
             t.positives += 1;
             if found.iter().any(|f| overlaps(f, a, b)) {
                 t.hits += 1;
@@ -419,7 +484,10 @@ fn corpus_recall_and_false_positives() {
         t.report(name);
     }
     for (name, t) in &corpora {
-        assert!(t.positives > 0 && t.negatives > 0, "{name}: corpus parsed to nothing: {t:?}");
+        assert!(
+            t.positives > 0 && t.negatives > 0,
+            "{name}: corpus parsed to nothing: {t:?}"
+        );
         t.assert_bounds(name, MIN_RECALL, MAX_FP_RATE);
     }
 }
@@ -444,9 +512,15 @@ fn redaction_is_exact_after_multibyte_text() {
         let text = format!("{prefix}mail jörg.müller@example.de key {key} end ✓");
         let findings = scanner().scan(&text);
         for f in &findings {
-            assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end), "{f:?}");
+            assert!(
+                text.is_char_boundary(f.start) && text.is_char_boundary(f.end),
+                "{f:?}"
+            );
         }
-        assert!(findings.iter().any(|f| &text[f.start..f.end] == key), "{prefix}: {findings:?}");
+        assert!(
+            findings.iter().any(|f| &text[f.start..f.end] == key),
+            "{prefix}: {findings:?}"
+        );
         let r = redact(&text, &findings);
         assert!(!r.text.contains(&key), "{}", r.text);
         assert!(!r.text.contains("@example.de"), "{}", r.text);
@@ -476,7 +550,14 @@ fn findings_are_sorted_non_overlapping_and_above_min_score() {
     for w in f.windows(2) {
         assert!(w[0].end <= w[1].start, "overlap: {w:?}");
     }
-    for k in ["credit_card", "iban", "ip_public", "aws_access_token", "phone", "password_assignment"] {
+    for k in [
+        "credit_card",
+        "iban",
+        "ip_public",
+        "aws_access_token",
+        "phone",
+        "password_assignment",
+    ] {
         assert!(f.iter().any(|x| x.kind == k), "no {k} in {f:?}");
     }
 }
@@ -485,10 +566,16 @@ fn findings_are_sorted_non_overlapping_and_above_min_score() {
 fn luhn_valid_timestamps_stay_below_block_threshold_unless_context_says_card() {
     let s = scanner();
     let ts = "event at 1748503543012 ms";
-    assert!(s.scan(ts).iter().all(|f| f.score < s.block_threshold()), "{:?}", s.scan(ts));
+    assert!(
+        s.scan(ts).iter().all(|f| f.score < s.block_threshold()),
+        "{:?}",
+        s.scan(ts)
+    );
     let with_context = "credit card number 1748503543012";
     assert!(
-        s.scan(with_context).iter().any(|f| f.kind == "credit_card" && f.score >= s.block_threshold()),
+        s.scan(with_context)
+            .iter()
+            .any(|f| f.kind == "credit_card" && f.score >= s.block_threshold()),
         "{:?}",
         s.scan(with_context)
     );
@@ -497,12 +584,29 @@ fn luhn_valid_timestamps_stay_below_block_threshold_unless_context_says_card() {
 #[test]
 fn card_families_and_lengths() {
     // Generated Luhn-valid numbers per issuer prefix and length.
-    let cases = [("4", 13), ("4", 16), ("4", 19), ("51", 16), ("2221", 16), ("2720", 16), ("34", 15), ("37", 15), ("6011", 16), ("65", 19), ("3528", 16), ("36", 14), ("62", 17)];
+    let cases = [
+        ("4", 13),
+        ("4", 16),
+        ("4", 19),
+        ("51", 16),
+        ("2221", 16),
+        ("2720", 16),
+        ("34", 15),
+        ("37", 15),
+        ("6011", 16),
+        ("65", 19),
+        ("3528", 16),
+        ("36", 14),
+        ("62", 17),
+    ];
     for (prefix, len) in cases {
         let n = luhn_complete(prefix, len);
         for formatted in [n.clone(), group4(&n, ' '), group4(&n, '-')] {
             let f = blocking(&format!("pay with {formatted} today"));
-            assert!(f.iter().any(|x| x.kind == "credit_card"), "{prefix}/{len} {formatted}: {f:?}");
+            assert!(
+                f.iter().any(|x| x.kind == "credit_card"),
+                "{prefix}/{len} {formatted}: {f:?}"
+            );
         }
     }
 }
@@ -518,14 +622,28 @@ fn luhn_complete(prefix: &str, len: usize) -> String {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 0 { let x = d * 2; if x > 9 { x - 9 } else { x } } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
         .sum();
     digits.push((10 - sum % 10) % 10);
-    digits.iter().map(|d| char::from_digit(*d, 10).unwrap_or('0')).collect()
+    digits
+        .iter()
+        .map(|d| char::from_digit(*d, 10).unwrap_or('0'))
+        .collect()
 }
 
 fn group4(s: &str, sep: char) -> String {
-    s.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(&sep.to_string())
+    s.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(&sep.to_string())
 }
 
 #[test]
@@ -537,7 +655,10 @@ fn prose_and_placeholders_are_not_secrets() {
         "token = get_token()",
         "Version 1.2.3 released on 2024-05-01",
     ] {
-        let f: Vec<_> = blocking(text).into_iter().filter(|f| f.category == Category::Secret).collect();
+        let f: Vec<_> = blocking(text)
+            .into_iter()
+            .filter(|f| f.category == Category::Secret)
+            .collect();
         assert!(f.is_empty(), "{text}: {f:?}");
     }
 }
@@ -548,8 +669,20 @@ fn classification_uses_findings_and_markings() {
     let f = scanner().scan(&text);
     let c = classify(None, &text, "x", &[], &f);
     assert_eq!(c.level, Level::Secret, "{:?}", c.reasons);
-    assert!(c.reasons.iter().any(|r| r.contains("VERTRAULICH") || r.contains("CONFIDENTIAL")), "{:?}", c.reasons);
-    let c = classify(None, "mail me: a@b.de", "x", &[], &scanner().scan("mail me: a@b.de"));
+    assert!(
+        c.reasons
+            .iter()
+            .any(|r| r.contains("VERTRAULICH") || r.contains("CONFIDENTIAL")),
+        "{:?}",
+        c.reasons
+    );
+    let c = classify(
+        None,
+        "mail me: a@b.de",
+        "x",
+        &[],
+        &scanner().scan("mail me: a@b.de"),
+    );
     assert_eq!(c.level, Level::Confidential);
 }
 
@@ -568,21 +701,39 @@ fn rules_file_errors_name_file_rule_and_key() {
         dir.path(),
         "version = 1\n[[rules]]\nid = \"my-token\"\ncategory = \"secret\"\nregex = '''(unclosed'''\nkeywords = [\"tok\"]\n",
     );
-    let e = Scanner::from_rules_file(&p).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(e.contains("rules.toml") && e.contains("my-token") && e.contains("regex"), "{e}");
+    let e = Scanner::from_rules_file(&p)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("rules.toml") && e.contains("my-token") && e.contains("regex"),
+        "{e}"
+    );
 
     let p = write_rules(
         dir.path(),
         "version = 1\n[[rules]]\nid = \"x\"\ncategory = \"secret\"\nregex = 'a'\nscore = 1.5\nkeywords=[\"a\"]\n",
     );
-    let e = Scanner::from_rules_file(&p).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = Scanner::from_rules_file(&p)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(e.contains("`x`") && e.contains("score"), "{e}");
 
-    let p = write_rules(dir.path(), "version = 1\n[[rules]]\nid = \"x\"\ncategroy = \"secret\"\nregex = 'a'\n");
-    assert!(matches!(Scanner::from_rules_file(&p), Err(DlpError::Parse { .. })));
+    let p = write_rules(
+        dir.path(),
+        "version = 1\n[[rules]]\nid = \"x\"\ncategroy = \"secret\"\nregex = 'a'\n",
+    );
+    assert!(matches!(
+        Scanner::from_rules_file(&p),
+        Err(DlpError::Parse { .. })
+    ));
 
     let p = write_rules(dir.path(), "version = 2\n");
-    assert!(matches!(Scanner::from_rules_file(&p), Err(DlpError::Version { version: 2, .. })));
+    assert!(matches!(
+        Scanner::from_rules_file(&p),
+        Err(DlpError::Version { version: 2, .. })
+    ));
 }
 
 #[test]
@@ -593,9 +744,15 @@ fn extra_rules_extend_the_builtin_set() {
         "version = 1\n[[rules]]\nid = \"acme-token\"\ncategory = \"secret\"\nregex = '''\\bacme_[a-z0-9]{16}\\b'''\n\
          keywords = [\"acme_\"]\n[[rules.allowlist]]\nstopwords = [\"0000000000\"]\n",
     );
-    let s = Scanner::builtin().with_extra_rules(&p).unwrap_or_else(|e| panic!("{e}"));
+    let s = Scanner::builtin()
+        .with_extra_rules(&p)
+        .unwrap_or_else(|e| panic!("{e}"));
     let text = "token acme_k3j4h5g6f7d8s9a1 and acme_0000000000000000";
-    let f: Vec<_> = s.scan(text).into_iter().filter(|f| f.rule == "acme-token").collect();
+    let f: Vec<_> = s
+        .scan(text)
+        .into_iter()
+        .filter(|f| f.rule == "acme-token")
+        .collect();
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(&text[f[0].start..f[0].end], "acme_k3j4h5g6f7d8s9a1");
     assert!(s.rule_count() > Scanner::builtin().rule_count() - 1);
@@ -630,9 +787,18 @@ fn fixtures() -> HashMap<&'static str, String> {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let mut r = |alpha: &str, n: usize| rand_chars(&mut s, alpha, n);
     let mut m = HashMap::new();
-    m.insert("aws-access-key-id", format!("key={}{}", "AKIA", r(UPPER_B32, 16)));
-    m.insert("aws-sts-key-id", format!("key={}{}", "ASIA", r(UPPER_B32, 16)));
-    m.insert("aws-secret-access-key", format!("aws_secret_access_key = {}", r(B64, 40)));
+    m.insert(
+        "aws-access-key-id",
+        format!("key={}{}", "AKIA", r(UPPER_B32, 16)),
+    );
+    m.insert(
+        "aws-sts-key-id",
+        format!("key={}{}", "ASIA", r(UPPER_B32, 16)),
+    );
+    m.insert(
+        "aws-secret-access-key",
+        format!("aws_secret_access_key = {}", r(B64, 40)),
+    );
     m.insert("gcp-api-key", format!("key: {}{}", "AIza", r(URLSAFE, 35)));
     m.insert(
         "gcp-service-account",
@@ -642,67 +808,243 @@ fn fixtures() -> HashMap<&'static str, String> {
         ),
     );
     m.insert("azure-storage-key", format!("AccountKey={}==", r(B64, 86)));
-    m.insert("azure-ad-client-secret", format!("client_secret={}{}Q~{}", r(ALNUM, 3), "8", r(ALNUM, 31)));
+    m.insert(
+        "azure-ad-client-secret",
+        format!("client_secret={}{}Q~{}", r(ALNUM, 3), "8", r(ALNUM, 31)),
+    );
     m.insert("github-pat-classic", format!("{}{}", "ghp_", r(ALNUM, 36)));
     m.insert("github-oauth", format!("{}{}", "gho_", r(ALNUM, 36)));
-    m.insert("github-fine-grained", format!("{}{}", "github_pat_", r(ALNUM, 82)));
-    m.insert("github-app-installation-jwt", format!("ghs_12345_{}.{}.{}", "eyJhbGciOiJSUzI1NiJ9", r(URLSAFE, 40), r(URLSAFE, 40)));
+    m.insert(
+        "github-fine-grained",
+        format!("{}{}", "github_pat_", r(ALNUM, 82)),
+    );
+    m.insert(
+        "github-app-installation-jwt",
+        format!(
+            "ghs_12345_{}.{}.{}",
+            "eyJhbGciOiJSUzI1NiJ9",
+            r(URLSAFE, 40),
+            r(URLSAFE, 40)
+        ),
+    );
     m.insert("gitlab-pat", format!("{}{}", "glpat-", r(ALNUM, 20)));
-    m.insert("gitlab-pat-routable", format!("{}{}", "glpat-", r(ALNUM, 40)));
-    m.insert("gitlab-runner-registration", format!("{}{}", "GR1348941", r(ALNUM, 20)));
-    m.insert("gitlab-deploy-token", format!("{}{}", "gldt-", r(ALNUM, 20)));
-    m.insert("slack-bot-token", format!("{}{}-{}-{}", "xoxb-", r("0123456789", 11), r("0123456789", 12), r(ALNUM, 24)));
-    m.insert("slack-user-token-legacy", format!("{}{}-{}-{}-{}", "xoxp-", r("0123456789", 6), r("0123456789", 6), r("0123456789", 6), r(HEX, 18)));
-    m.insert("slack-webhook", format!("https://hooks.slack.com/services/T{}/B{}/{}", r(ALNUM, 8), r(ALNUM, 8), r(ALNUM, 24)));
-    m.insert("stripe-secret-live", format!("{}{}", "sk_live_", r(ALNUM, 24)));
-    m.insert("stripe-restricted", format!("{}{}", "rk_live_", r(ALNUM, 24)));
-    m.insert("openai-legacy", format!("{}{}{}{}", "sk-", r(ALNUM, 20), "T3Blbk", format!("FJ{}", r(ALNUM, 20))));
-    m.insert("openai-project", format!("{}{}", "sk-proj-", r(URLSAFE, 156)));
-    m.insert("anthropic-api03", format!("{}{}AA", "sk-ant-api03-", r(URLSAFE, 93)));
+    m.insert(
+        "gitlab-pat-routable",
+        format!("{}{}", "glpat-", r(ALNUM, 40)),
+    );
+    m.insert(
+        "gitlab-runner-registration",
+        format!("{}{}", "GR1348941", r(ALNUM, 20)),
+    );
+    m.insert(
+        "gitlab-deploy-token",
+        format!("{}{}", "gldt-", r(ALNUM, 20)),
+    );
+    m.insert(
+        "slack-bot-token",
+        format!(
+            "{}{}-{}-{}",
+            "xoxb-",
+            r("0123456789", 11),
+            r("0123456789", 12),
+            r(ALNUM, 24)
+        ),
+    );
+    m.insert(
+        "slack-user-token-legacy",
+        format!(
+            "{}{}-{}-{}-{}",
+            "xoxp-",
+            r("0123456789", 6),
+            r("0123456789", 6),
+            r("0123456789", 6),
+            r(HEX, 18)
+        ),
+    );
+    m.insert(
+        "slack-webhook",
+        format!(
+            "https://hooks.slack.com/services/T{}/B{}/{}",
+            r(ALNUM, 8),
+            r(ALNUM, 8),
+            r(ALNUM, 24)
+        ),
+    );
+    m.insert(
+        "stripe-secret-live",
+        format!("{}{}", "sk_live_", r(ALNUM, 24)),
+    );
+    m.insert(
+        "stripe-restricted",
+        format!("{}{}", "rk_live_", r(ALNUM, 24)),
+    );
+    m.insert(
+        "openai-legacy",
+        format!(
+            "{}{}{}{}",
+            "sk-",
+            r(ALNUM, 20),
+            "T3Blbk",
+            format!("FJ{}", r(ALNUM, 20))
+        ),
+    );
+    m.insert(
+        "openai-project",
+        format!(
+            "{}{}{}{}",
+            "sk-proj-",
+            r(ALNUM, 74),
+            "T3Blbk",
+            format!("FJ{}", r(ALNUM, 74))
+        ),
+    );
+    m.insert(
+        "shopify-access-long",
+        format!("{}{}", "shpat_", r(ALNUM, 38)),
+    );
+    m.insert(
+        "stripe-secret-test",
+        format!("{}{}", "sk_test_", r(ALNUM, 24)),
+    );
+    m.insert(
+        "databricks-upper",
+        format!("{}{}", "dapi", r(HEX, 32).to_uppercase()),
+    );
+    m.insert(
+        "npm-auth-uuid",
+        "//registry.npmjs.org/:_authToken=743b294a-cd03-11ec-9d64-0242ac120002".to_string(),
+    );
+    m.insert(
+        "aws-access-key-low-entropy",
+        format!("{}{}", "AKIA", "Z".repeat(16)),
+    );
+    m.insert(
+        "anthropic-api03",
+        format!("{}{}AA", "sk-ant-api03-", r(URLSAFE, 93)),
+    );
     m.insert("huggingface-user", format!("{}{}", "hf_", r(LETTERS, 34)));
-    m.insert("huggingface-org", format!("{}{}", "api_org_", r(LETTERS, 34)));
-    m.insert("sendgrid", format!("SG.{}.{}", r(URLSAFE, 22), r(URLSAFE, 43)));
-    m.insert("npm-auth-token", format!("//registry.npmjs.org/:_authToken={}{}", "npm_", r(ALNUM, 36)));
-    m.insert("pypi-upload", format!("{}{}", "pypi-AgEIcHlwaS5vcmc", r(URLSAFE, 80)));
+    m.insert(
+        "huggingface-org",
+        format!("{}{}", "api_org_", r(LETTERS, 34)),
+    );
+    m.insert(
+        "sendgrid",
+        format!("SG.{}.{}", r(URLSAFE, 22), r(URLSAFE, 43)),
+    );
+    m.insert(
+        "npm-auth-token",
+        format!(
+            "//registry.npmjs.org/:_authToken={}{}",
+            "npm_",
+            r(ALNUM, 36)
+        ),
+    );
+    m.insert(
+        "pypi-upload",
+        format!("{}{}", "pypi-AgEIcHlwaS5vcmc", r(URLSAFE, 80)),
+    );
     m.insert("twilio-api-key", format!("{}{}", "SK", r(HEX, 32)));
-    m.insert("telegram-bot", format!("bot: {}:AA{}", r("0123456789", 9), r(URLSAFE, 33)));
-    m.insert("discord-bot-token", format!("{}{}.{}.{}", "M", r(ALNUM, 23), r(URLSAFE, 6), r(URLSAFE, 27)));
+    m.insert(
+        "telegram-bot",
+        format!("bot: {}:AA{}", r("0123456789", 9), r(URLSAFE, 33)),
+    );
+    m.insert(
+        "discord-bot-token",
+        format!(
+            "{}{}.{}.{}",
+            "M",
+            r(ALNUM, 23),
+            r(URLSAFE, 6),
+            r(URLSAFE, 27)
+        ),
+    );
     m.insert("mailchimp", format!("{}-us{}", r(HEX, 32), "12"));
     m.insert("databricks", format!("{}{}", "dapi", r(HEX, 32)));
     m.insert("docker-pat", format!("{}{}", "dckr_pat_", r(URLSAFE, 27)));
-    m.insert("grafana-service-account", format!("{}{}_{}", "glsa_", r(ALNUM, 32), r(HEX, 8)));
+    m.insert(
+        "grafana-service-account",
+        format!("{}{}_{}", "glsa_", r(ALNUM, 32), r(HEX, 8)),
+    );
     m.insert("linear", format!("{}{}", "lin_api_", r(ALNUM, 40)));
-    m.insert("notion", format!("{}{}{}", "ntn_", r("0123456789", 11), r(ALNUM, 35)));
-    m.insert("tailscale", format!("{}{}-{}", "tskey-auth-", r(ALNUM, 12), r(ALNUM, 24)));
+    m.insert(
+        "notion",
+        format!("{}{}{}", "ntn_", r("0123456789", 11), r(ALNUM, 35)),
+    );
+    m.insert(
+        "tailscale",
+        format!("{}{}-{}", "tskey-auth-", r(ALNUM, 12), r(ALNUM, 24)),
+    );
     m.insert("vercel", format!("{}{}", "vcp_", r(ALNUM, 40)));
     m.insert("groq", format!("{}{}", "gsk_", r(ALNUM, 52)));
     m.insert("figma", format!("{}{}", "figd_", r(URLSAFE, 40)));
-    m.insert("cloudflare-api-token", format!("{}{}", "cfat_", r(ALNUM, 48)));
-    m.insert("vault-service-token", format!("{}{}", "hvs.", r(URLSAFE, 90)));
-    m.insert("shopify-shared-secret", format!("{}{}", "shpss_", r(HEX, 32)));
-    m.insert("square-oauth-secret", format!("{}{}", "sq0csp-", r(URLSAFE, 43)));
-    m.insert("artifactory-api-key", format!("X-JFrog-Art-Api: {}{}", "AKC", r(ALNUM, 69)));
-    m.insert("ibm-cloud-iam", format!("ibm_cloud_iam_api_key = {}", r(URLSAFE, 44)));
+    m.insert(
+        "cloudflare-api-token",
+        format!("{}{}{}", "cfat_", r(ALNUM, 40), r(HEX, 8)),
+    );
+    m.insert(
+        "vault-service-token",
+        format!("{}{}", "hvs.", r(URLSAFE, 90)),
+    );
+    m.insert(
+        "shopify-shared-secret",
+        format!("{}{}", "shpss_", r(HEX, 32)),
+    );
+    m.insert(
+        "square-oauth-secret",
+        format!("{}{}", "sq0csp-", r(URLSAFE, 43)),
+    );
+    m.insert(
+        "artifactory-api-key",
+        format!("X-JFrog-Art-Api: {}{}", "AKC", r(ALNUM, 69)),
+    );
+    m.insert(
+        "ibm-cloud-iam",
+        format!("ibm_cloud_iam_api_key = {}", r(URLSAFE, 44)),
+    );
     m.insert("softlayer", format!("softlayer_api_key: {}", r(HEX, 64)));
     m.insert("jwt", {
         let header = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
-        format!("Authorization: Bearer {header}.{}.{}", r(URLSAFE, 40), r(URLSAFE, 43))
+        format!(
+            "Authorization: Bearer {header}.{}.{}",
+            r(URLSAFE, 40),
+            r(URLSAFE, 43)
+        )
     });
     m.insert(
         "private-key-pkcs8",
-        format!("-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----", r(B64, 64), r(B64, 64)),
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----",
+            r(B64, 64),
+            r(B64, 64)
+        ),
     );
     m.insert(
         "private-key-rsa",
-        format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n{}\n-----END RSA PRIVATE KEY-----", r(B64, 64), r(B64, 64)),
+        format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n{}\n-----END RSA PRIVATE KEY-----",
+            r(B64, 64),
+            r(B64, 64)
+        ),
     );
     m.insert(
         "private-key-openssh",
         format!("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE{}\n{}\n-----END OPENSSH PRIVATE KEY-----", r(B64, 50), r(B64, 64)),
     );
-    m.insert("connection-string", format!("DATABASE_URL=postgres://app:{}@db.internal:5432/app", r(ALNUM, 14)));
-    m.insert("basic-auth-url", format!("https://deploy:{}@git.example.com/repo.git", r(ALNUM, 14)));
-    m.insert("password-assignment", format!("db_password = \"{}\"", r(ALNUM, 14)));
+    m.insert(
+        "connection-string",
+        format!(
+            "DATABASE_URL=postgres://app:{}@db.internal:5432/app",
+            r(ALNUM, 14)
+        ),
+    );
+    m.insert(
+        "basic-auth-url",
+        format!("https://deploy:{}@git.example.com/repo.git", r(ALNUM, 14)),
+    );
+    m.insert(
+        "password-assignment",
+        format!("db_pass: '{}'", r(ALNUM, 14)),
+    );
     m.insert("email", format!("{}@{}.com", r(LOWER, 8), r(LOWER, 6)));
     m.insert("phone", "+49 30 1234567".to_string());
     m.insert("iban", "GB82 WEST 1234 5698 7654 32".to_string());
@@ -721,8 +1063,19 @@ fn coverage_rows() -> Vec<(String, String, String, String)> {
     doc.lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| provider") && !l.starts_with("|--"))
         .filter_map(|l| {
-            let cells: Vec<String> = l.trim_matches('|').split('|').map(|c| c.trim().trim_matches('`').to_string()).collect();
-            (cells.len() >= 4).then(|| (cells[0].clone(), cells[1].clone(), cells[2].clone(), cells[3].clone()))
+            let cells: Vec<String> = l
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .collect();
+            (cells.len() >= 4).then(|| {
+                (
+                    cells[0].clone(),
+                    cells[1].clone(),
+                    cells[2].clone(),
+                    cells[3].clone(),
+                )
+            })
         })
         .collect()
 }
@@ -730,7 +1083,11 @@ fn coverage_rows() -> Vec<(String, String, String, String)> {
 #[test]
 fn every_claimed_format_has_a_fixture_its_rule_matches() {
     let rows = coverage_rows();
-    assert!(rows.len() >= 40, "coverage table too small or unparsed: {} rows", rows.len());
+    assert!(
+        rows.len() >= 40,
+        "coverage table too small or unparsed: {} rows",
+        rows.len()
+    );
     let fx = fixtures();
     let ids: std::collections::HashSet<&str> = scanner().rule_ids().collect();
     let mut failures = Vec::new();
@@ -744,12 +1101,21 @@ fn every_claimed_format_has_a_fixture_its_rule_matches() {
             continue;
         };
         let found = scanner().scan(text);
-        if !found.iter().any(|f| f.rule == *rule && f.score >= scanner().block_threshold()) {
+        if !found
+            .iter()
+            .any(|f| f.rule == *rule && f.score >= scanner().block_threshold())
+        {
             let got: Vec<_> = found.iter().map(|f| f.rule.as_str()).collect();
-            failures.push(format!("{provider} / {format}: fixture {fixture} not matched by {rule} (got {got:?})"));
+            failures.push(format!(
+                "{provider} / {format}: fixture {fixture} not matched by {rule} (got {got:?})"
+            ));
         }
     }
-    assert!(failures.is_empty(), "coverage failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "coverage failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Developer aid: `DLP_DEBUG_INPUT=records.txt cargo test --release --test it dlp::debug -- --ignored --nocapture`
@@ -758,7 +1124,9 @@ fn every_claimed_format_has_a_fixture_its_rule_matches() {
 #[test]
 #[ignore]
 fn debug_scan_records() {
-    let Some(path) = std::env::var_os("DLP_DEBUG_INPUT") else { return };
+    let Some(path) = std::env::var_os("DLP_DEBUG_INPUT") else {
+        return;
+    };
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     for (i, rec) in text.split("\n=====\n").enumerate() {
         for f in scanner().scan(rec) {

@@ -490,6 +490,19 @@ impl Scanner {
                 None => (1..caps.len()).find_map(|g| caps.get(g)).or(Some(whole)),
             };
             let Some(secret) = secret else { continue };
+            if rule.distinct_groups.len() > 1 {
+                let texts: Vec<&[u8]> = rule
+                    .distinct_groups
+                    .iter()
+                    .filter_map(|&g| caps.get(g))
+                    .map(|m| m.as_bytes())
+                    .collect();
+                if texts.windows(2).all(|w| w[0] == w[1])
+                    && texts.len() == rule.distinct_groups.len()
+                {
+                    continue;
+                }
+            }
             let (ms, me) = (a + whole.start(), a + whole.end());
             let (ss, se) = (a + secret.start(), a + secret.end());
             if se <= ss {
@@ -577,7 +590,11 @@ impl Scanner {
                 AllowTarget::Line => line(),
             }
         };
-        if rule.allowlists.iter().any(|al| al.allows(target(al), &lower)) {
+        if rule
+            .allowlists
+            .iter()
+            .any(|al| al.allows(target(al), &lower))
+        {
             return None;
         }
         let mut score = rule.score;

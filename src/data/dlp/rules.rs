@@ -143,6 +143,9 @@ pub struct RuleSpec {
     /// dash, longest first (greedy patterns such as IBAN groups followed by other words).
     #[serde(default)]
     pub shrink: bool,
+    /// Drop the match when these capture groups hold the same text (`user:user@host`).
+    #[serde(default)]
+    pub distinct_groups: Vec<usize>,
 }
 
 /// A whole rules file.
@@ -256,6 +259,7 @@ pub(crate) struct Rule {
     pub stopwords: Vec<String>,
     pub allowlists: Vec<Allowlist>,
     pub shrink: bool,
+    pub distinct_groups: Vec<usize>,
 }
 
 fn rule_err(path: &Path, rule: &str, key: &str, message: impl Into<String>) -> DlpError {
@@ -371,6 +375,18 @@ pub(crate) fn compile_rule(path: &Path, spec: &RuleSpec) -> Result<Rule, DlpErro
             ),
         ));
     }
+    if let Some(&g) = spec
+        .distinct_groups
+        .iter()
+        .find(|&&g| g >= regex.captures_len())
+    {
+        return Err(rule_err(
+            path,
+            id,
+            "distinct_groups",
+            format!("group {g} does not exist"),
+        ));
+    }
     if spec.keywords.iter().any(String::is_empty) {
         return Err(rule_err(path, id, "keywords", "empty keyword"));
     }
@@ -432,6 +448,7 @@ pub(crate) fn compile_rule(path: &Path, spec: &RuleSpec) -> Result<Rule, DlpErro
         stopwords: lower(&spec.stopwords),
         allowlists,
         shrink: spec.shrink,
+        distinct_groups: spec.distinct_groups.clone(),
     })
 }
 
