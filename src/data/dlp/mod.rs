@@ -17,7 +17,7 @@ pub mod rules;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use crate::data::classify::Level;
@@ -232,6 +232,7 @@ fn compile_files(files: &[(PathBuf, RulesFile)]) -> Result<Scanner, DlpError> {
     let keyword_ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
         .build(&keywords)
         .map_err(|e| DlpError::Prefilter(e.to_string()))?;
     Ok(Scanner {
@@ -260,47 +261,64 @@ struct NumericRun {
     colons: usize,
 }
 
-fn byte_class(b: u8) -> u8 {
-    const DIGIT: u8 = 1;
-    const HEX: u8 = 2;
-    const SEP: u8 = 3;
-    match b {
-        b'0'..=b'9' => DIGIT,
-        b'a'..=b'f' | b'A'..=b'F' => HEX,
-        b' ' | b'.' | b'-' | b'/' | b'(' | b')' | b'+' | b':' | b'%' => SEP,
-        _ => 0,
-    }
-}
+/// Byte classes of the numeric-run pass.
+const CLASS_OTHER: u8 = 0;
+const CLASS_DIGIT: u8 = 1;
+const CLASS_HEX: u8 = 2;
+const CLASS_SEP: u8 = 3;
+const CLASS_COLON: u8 = 4;
 
-/// Runs of digits/hex digits joined by short separator runs, with digit and colon counts.
+const BYTE_CLASS: [u8; 256] = {
+    let mut t = [CLASS_OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b'0'..=b'9' => CLASS_DIGIT,
+            b'a'..=b'f' | b'A'..=b'F' => CLASS_HEX,
+            b':' => CLASS_COLON,
+            b' ' | b'.' | b'-' | b'/' | b'(' | b')' | b'+' | b'%' => CLASS_SEP,
+            _ => CLASS_OTHER,
+        };
+        b += 1;
+    }
+    t
+};
+
+/// Runs of digits (and hex digits) joined by short separator runs, starting at a digit or
+/// colon, with digit and colon counts. Rules pad the run with their `window`.
 fn numeric_runs(bytes: &[u8], mut f: impl FnMut(NumericRun)) {
-    let mut i = 0;
     let n = bytes.len();
+    let mut i = 0;
     while i < n {
-        let c = byte_class(bytes[i]);
-        if c == 0 || (c == 3 && bytes[i] != b':') {
+        let c = BYTE_CLASS[usize::from(bytes[i])];
+        if c != CLASS_DIGIT && c != CLASS_COLON {
             i += 1;
             continue;
         }
         let start = i;
         let (mut digits, mut colons, mut seps, mut last_tok) = (0usize, 0usize, 0usize, i);
         while i < n {
-            match byte_class(bytes[i]) {
-                1 => {
+            match BYTE_CLASS[usize::from(bytes[i])] {
+                CLASS_DIGIT => {
                     digits += 1;
                     seps = 0;
                     last_tok = i + 1;
                 }
-                2 => {
+                CLASS_HEX => {
                     seps = 0;
                     last_tok = i + 1;
                 }
-                3 => {
+                CLASS_COLON => {
                     seps += 1;
-                    if bytes[i] == b':' {
-                        colons += 1;
-                        last_tok = i + 1;
+                    colons += 1;
+                    last_tok = i + 1;
+                    if seps > MAX_RUN_SEPARATORS {
+                        break;
                     }
+                }
+                CLASS_SEP => {
+                    seps += 1;
                     if seps > MAX_RUN_SEPARATORS {
                         break;
                     }
@@ -363,13 +381,10 @@ fn merge_windows(w: &mut Vec<(usize, usize)>) {
     *w = out;
 }
 
-fn contains_ci(hay: &[u8], needle_lower: &str) -> bool {
-    let n = needle_lower.as_bytes();
-    if n.is_empty() || hay.len() < n.len() {
-        return false;
-    }
-    hay.windows(n.len())
-        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+/// Whether `hay` contains any of `words_lower` (ASCII case-insensitive).
+fn any_word(hay: &str, words_lower: &[String]) -> bool {
+    let lower = hay.to_ascii_lowercase();
+    words_lower.iter().any(|w| lower.contains(w.as_str()))
 }
 
 impl Scanner {
@@ -467,12 +482,25 @@ impl Scanner {
             if ws.is_empty() {
                 continue;
             }
-            for w in ws.iter_mut() {
-                *w = extend_to_lines(bytes, w.0, w.1);
-            }
+            let rule = &self.rules[ri];
             merge_windows(ws);
+            // Keyword windows grow to whole lines (assignments, PEM blocks, YAML); numeric
+            // windows stay tight, their rules check boundaries themselves.
+            if rule.trigger == Trigger::Keywords {
+                for w in ws.iter_mut() {
+                    *w = extend_to_lines(bytes, w.0, w.1);
+                }
+                merge_windows(ws);
+            }
             for &(a, b) in ws.iter() {
                 let (a, b) = (floor_boundary(text, a), ceil_boundary(text, b));
+                if rule.require_context && !rule.context.is_empty() {
+                    let ca = floor_boundary(text, a.saturating_sub(rule.context_window));
+                    let cb = ceil_boundary(text, b + rule.context_window);
+                    if !any_word(&text[ca..cb], &rule.context) {
+                        continue;
+                    }
+                }
                 self.run_rule(ri, text, a, b, &mut candidates);
             }
         }
@@ -607,14 +635,18 @@ impl Scanner {
         if !rule.context.is_empty() || !rule.negative_context.is_empty() {
             let a = floor_boundary(text, s.0.saturating_sub(rule.context_window));
             let b = ceil_boundary(text, s.1 + rule.context_window);
-            let around = &bytes[a..b];
-            let has_context = rule.context.iter().any(|w| contains_ci(around, w));
+            let around = text[a..b].to_ascii_lowercase();
+            let has_context = rule.context.iter().any(|w| around.contains(w.as_str()));
             if has_context {
                 score += rule.context_boost;
             } else if rule.require_context {
                 return None;
             }
-            if rule.negative_context.iter().any(|w| contains_ci(around, w)) {
+            if rule
+                .negative_context
+                .iter()
+                .any(|w| around.contains(w.as_str()))
+            {
                 score -= rule.negative_penalty;
             }
         }
