@@ -160,12 +160,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     }
 }
 
-/// The last line of `file` (without its newline) and whether it ended with a newline;
-/// `None` for an empty file. Also returns the byte offset where that line starts.
-fn last_line(
-    file: &mut File,
-    path: &Path,
-) -> Result<Option<(Vec<u8>, bool, u64, usize)>, AuditError> {
+/// The last line of `file` (without its newline), whether it ended with a newline, and the
+/// byte offset where it starts; `None` for an empty file.
+fn last_line(file: &mut File, path: &Path) -> Result<Option<(Vec<u8>, bool, u64)>, AuditError> {
     let len = file.metadata().map_err(io_err(path))?.len();
     if len == 0 {
         return Ok(None);
@@ -190,10 +187,9 @@ fn last_line(
                     body[p + 1..].to_vec(),
                     complete,
                     start + p as u64 + 1,
-                    0,
                 )));
             }
-            None if start == 0 => return Ok(Some((body.to_vec(), complete, 0, 0))),
+            None if start == 0 => return Ok(Some((body.to_vec(), complete, 0))),
             None => chunk *= 2,
         }
     }
@@ -231,7 +227,7 @@ impl AuditLog {
             .open(path)
             .map_err(io_err(path))?;
         let mut tail = last_line(&mut file, path)?;
-        if let Some((bytes, false, offset, _)) = &tail {
+        if let Some((bytes, false, offset)) = &tail {
             if serde_json::from_slice::<StoredLine>(bytes).is_ok() {
                 // A complete entry whose newline was lost: finish it.
                 file.write_all(b"\n").map_err(io_err(path))?;
@@ -244,14 +240,17 @@ impl AuditLog {
         }
         let (next_seq, prev) = match tail {
             None => (1, GENESIS_PREV.to_string()),
-            Some((bytes, _, offset, _)) => {
-                let line_no = count_lines(path, offset)? + 1;
-                let parsed: StoredLine =
-                    serde_json::from_slice(&bytes).map_err(|e| AuditError::Corrupt {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                        message: format!("last line is not a valid entry: {e}"),
-                    })?;
+            Some((bytes, _, offset)) => {
+                let parsed: StoredLine = match serde_json::from_slice(&bytes) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return Err(AuditError::Corrupt {
+                            path: path.to_path_buf(),
+                            line: count_lines(path, offset)? + 1,
+                            message: format!("last line is not a valid entry: {e}"),
+                        });
+                    }
+                };
                 (parsed.seq + 1, sha256_hex(&bytes))
             }
         };

@@ -197,39 +197,75 @@ pub struct Classification {
     pub reasons: Vec<String>,
 }
 
-/// Markings recognised in text, with the level each implies. Patterns require marking form
-/// (upper case, a `Classification:` label, brackets, `//` banners) so prose such as "the
-/// secret to good bread" or "internal combustion" does not count.
-fn markings() -> &'static [(Regex, Level, &'static str)] {
-    static M: OnceLock<Vec<(Regex, Level, &'static str)>> = OnceLock::new();
+/// How a marking pattern's match is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MarkForm {
+    /// An upper-case word: counts only where it stands out (its line has lower-case
+    /// letters, or the line is a short banner), so all-caps prose does not mark a record.
+    UpperWord,
+    /// An explicit form (label, brackets, `//` banner, fixed phrase); group 1, if any, holds
+    /// the level name.
+    Explicit,
+}
+
+/// Most words a line may have and still count as a banner ("STRENG GEHEIM", "SECRET//X").
+const BANNER_MAX_WORDS: usize = 6;
+
+/// Markings recognised in text, with the level each implies. Prose such as "the secret to
+/// good bread" or "internal combustion" never matches: every pattern needs marking form.
+fn markings() -> &'static [(Regex, Level, &'static str, MarkForm)] {
+    static M: OnceLock<Vec<(Regex, Level, &'static str, MarkForm)>> = OnceLock::new();
     M.get_or_init(|| {
-        let table: [(&str, Level, &str); 9] = [
-            (r"\b(?:STRENG GEHEIM|TOP SECRET|GEHEIM)\b", Level::Secret, "GEHEIM/TOP SECRET"),
-            (r"\bSECRET//|\[SECRET\]|\(S\)\s|\bSECRET\s*$|^\s*SECRET\b", Level::Secret, "SECRET"),
-            (r"\b(?:VERTRAULICH|CONFIDENTIAL|STRICTLY CONFIDENTIAL)\b", Level::Confidential, "CONFIDENTIAL"),
-            (r"(?i)\bnur\s+f(?:ü|ue)r\s+den\s+dienstgebrauch\b|\bVS-NfD\b", Level::Confidential, "NUR FÜR DEN DIENSTGEBRAUCH"),
-            (r"\bINTERNAL(?:\s+USE)?\s+ONLY\b|\bINTERN\b|\[INTERNAL\]|\bINTERNAL//", Level::Internal, "INTERNAL"),
-            (r"\b(?:PUBLIC|ÖFFENTLICH)\b", Level::Public, "PUBLIC"),
+        use MarkForm::{Explicit, UpperWord};
+        let table: [(&str, Level, &str, MarkForm); 10] = [
+            (r"\b(?:STRENG GEHEIM|TOP SECRET)\b", Level::Secret, "STRENG GEHEIM/TOP SECRET", UpperWord),
+            (r"\b(?:GEHEIM|SECRET)\b", Level::Secret, "SECRET", UpperWord),
+            (r"\b(?:VERTRAULICH|CONFIDENTIAL)\b", Level::Confidential, "CONFIDENTIAL", UpperWord),
+            (r"\bINTERNAL(?:\s+USE)?\s+ONLY\b|\bINTERN\b", Level::Internal, "INTERNAL", UpperWord),
             (
-                r"(?im)^\W*(?:classification|klassifizierung|einstufung|sensitivity|schutzstufe)\s*[:=]\s*(public|öffentlich|oeffentlich|internal|intern|confidential|vertraulich|secret|geheim)\b",
+                r"(?i)\bnur\s+f(?:ü|ue)r\s+den\s+dienstgebrauch\b|\bVS-NfD\b",
+                Level::Confidential,
+                "NUR FÜR DEN DIENSTGEBRAUCH",
+                Explicit,
+            ),
+            (r"(?i)\binternal\s+use\s+only\b", Level::Internal, "INTERNAL USE ONLY", Explicit),
+            (
+                r"(?im)^\W*(?:classification|klassifizierung|einstufung|sensitivity|schutzstufe|classified)\s*[:=]\s*(public|öffentlich|oeffentlich|internal|intern|confidential|vertraulich|secret|geheim)\b",
                 Level::Public,
                 "label",
+                Explicit,
             ),
-            (r"(?i)\[(public|internal|confidential|secret|intern|vertraulich|geheim)\]", Level::Public, "bracket"),
-            (r"(?i)\b(secret|confidential|internal)//", Level::Public, "banner"),
+            (r"(?i)\[(public|internal|confidential|secret|intern|vertraulich|geheim)\]", Level::Public, "bracket", Explicit),
+            (r"(?i)\b(secret|confidential|internal)//", Level::Public, "banner", Explicit),
+            (r"(?i)\b(?:top|streng)\s+(secret|geheim)//", Level::Public, "banner", Explicit),
         ];
         table
             .iter()
-            .map(|(p, l, n)| (Regex::new(p).unwrap_or_else(|e| panic!("marking pattern {n}: {e}")), *l, *n))
+            .map(|(p, l, n, f)| (Regex::new(p).unwrap_or_else(|e| panic!("marking pattern {n}: {e}")), *l, *n, *f))
             .collect()
     })
+}
+
+/// The line of `text` around byte range `a..b`.
+fn line_around(text: &str, a: usize, b: usize) -> &str {
+    let start = text[..a].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[b..].find('\n').map_or(text.len(), |i| b + i);
+    &text[start..end]
 }
 
 /// Markings found in `text`: (level, reason).
 fn text_markings(text: &str) -> Vec<(Level, String)> {
     let mut out = Vec::new();
-    for (re, level, name) in markings() {
+    for (re, level, name, form) in markings() {
         for caps in re.captures_iter(text) {
+            let Some(m) = caps.get(0) else { continue };
+            if *form == MarkForm::UpperWord {
+                let line = line_around(text, m.start(), m.end());
+                let has_lower = line.chars().any(char::is_lowercase);
+                if !has_lower && line.split_whitespace().count() > BANNER_MAX_WORDS {
+                    continue; // all-caps prose, not a marking
+                }
+            }
             // Label/bracket/banner forms carry the level name in group 1.
             let (lvl, shown) = match caps.get(1) {
                 Some(g) => match g.as_str().parse::<Level>() {
@@ -238,7 +274,6 @@ fn text_markings(text: &str) -> Vec<(Level, String)> {
                 },
                 None => (*level, (*name).to_string()),
             };
-            // An upper-case PUBLIC marking never lowers anything; only record it.
             out.push((lvl, format!("marking: {shown}")));
             break;
         }
@@ -305,6 +340,26 @@ mod tests {
             &[],
         );
         assert_eq!(c.level, Level::Public, "{:?}", c.reasons);
+    }
+
+    #[test]
+    fn all_caps_prose_is_not_a_marking() {
+        let c = classify(
+            None,
+            "THE SECRET TO GOOD BREAD IS TIME AND A HOT OVEN",
+            "x",
+            &[],
+            &[],
+        );
+        assert_eq!(c.level, Level::Public, "{:?}", c.reasons);
+        let c = classify(
+            None,
+            "This memo is SECRET and must not leave the office.",
+            "x",
+            &[],
+            &[],
+        );
+        assert_eq!(c.level, Level::Secret, "{:?}", c.reasons);
     }
 
     #[test]

@@ -191,3 +191,22 @@ fn oversized_extra_is_rejected_before_writing() {
     assert!(log.append(e).is_err());
     assert_eq!(std::fs::metadata(&p).map(|m| m.len()).unwrap_or(1), 0);
 }
+
+#[test]
+fn audit_cli_exit_codes() {
+    use workbench::cli::audit::{AuditCommand, run};
+    let d = tmp();
+    let p = d.path().join("a.jsonl");
+    write_log(&p, 3);
+    assert_eq!(run(&AuditCommand::Verify { log: p.clone() }).ok(), Some(0));
+    let mut l = lines(&p);
+    l.swap(0, 2);
+    rewrite(&p, &l);
+    assert_eq!(run(&AuditCommand::Verify { log: p.clone() }).ok(), Some(1));
+    assert!(
+        run(&AuditCommand::Verify {
+            log: d.path().join("missing.jsonl")
+        })
+        .is_err()
+    );
+}

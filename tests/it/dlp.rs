@@ -1134,3 +1134,86 @@ fn debug_scan_records() {
         }
     }
 }
+
+// ------------------------------------------------------------------ scan CLI
+
+fn scan_args(input: PathBuf, dir: &Path) -> workbench::cli::scan::ScanArgs {
+    workbench::cli::scan::ScanArgs {
+        input,
+        json: Some(dir.join("out/../findings.json")),
+        sarif: Some(dir.join("findings.sarif")),
+        rules: None,
+        fail_on: None,
+    }
+}
+
+#[test]
+fn scan_cli_reports_without_leaking_values() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::create_dir_all(dir.path().join("out")).unwrap_or_else(|e| panic!("{e}"));
+    let key = fake_aws_key();
+    let input = dir.path().join("data.jsonl");
+    std::fs::write(
+        &input,
+        format!("{{\"text\":\"hello\"}}\n{{\"text\":\"key {key} mail anna@example.org\"}}\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let args = scan_args(input, dir.path());
+    let code = workbench::cli::scan::run(&args).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 1);
+    let json = std::fs::read_to_string(dir.path().join("findings.json")).unwrap_or_default();
+    let sarif = std::fs::read_to_string(dir.path().join("findings.sarif")).unwrap_or_default();
+    for out in [&json, &sarif] {
+        assert!(!out.contains(&key), "secret leaked into output");
+        assert!(
+            !out.contains("anna@example.org"),
+            "e-mail leaked into output"
+        );
+    }
+    let v: Value = serde_json::from_str(&json).unwrap_or_default();
+    let aws = v
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["kind"] == "aws_access_token"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(aws["line"], 2, "{aws}");
+    assert_eq!(aws["preview"], "AKIA…(20 chars)", "{aws}");
+    let s: Value = serde_json::from_str(&sarif).unwrap_or_default();
+    assert_eq!(s["version"], "2.1.0");
+    assert!(
+        s["runs"][0]["results"]
+            .as_array()
+            .is_some_and(|r| r.len() >= 2),
+        "{s}"
+    );
+}
+
+#[test]
+fn scan_cli_clean_input_exits_zero() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let input = dir.path().join("clean.txt");
+    std::fs::write(&input, "nothing sensitive here, just text about bread\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut args = scan_args(input, dir.path());
+    args.json = None;
+    args.sarif = None;
+    assert_eq!(workbench::cli::scan::run(&args).ok(), Some(0));
+}
+
+#[test]
+fn scan_and_audit_help_show_examples() {
+    use clap::{Args, Subcommand};
+    let mut scan = workbench::cli::scan::ScanArgs::augment_args(clap::Command::new("scan"));
+    let help = scan.render_long_help().to_string();
+    assert!(
+        help.contains("Example") && help.contains("workbench scan"),
+        "{help}"
+    );
+    let mut audit =
+        workbench::cli::audit::AuditCommand::augment_subcommands(clap::Command::new("audit"));
+    let verify = audit
+        .find_subcommand_mut("verify")
+        .map(|c| c.render_long_help().to_string())
+        .unwrap_or_default();
+    assert!(verify.contains("workbench audit verify"), "{verify}");
+}
