@@ -225,7 +225,7 @@ fn compile_files(files: &[(PathBuf, RulesFile)]) -> Result<Scanner, DlpError> {
                     }
                 }
             }
-            Trigger::Digits(_) | Trigger::Colons(_) => numeric_rules.push(ri),
+            Trigger::Digits(..) | Trigger::Colons(_) => numeric_rules.push(ri),
             Trigger::Always => always_rules.push(ri),
         }
     }
@@ -259,6 +259,7 @@ struct NumericRun {
     end: usize,
     digits: usize,
     colons: usize,
+    dots: usize,
 }
 
 /// Byte classes of the numeric-run pass.
@@ -297,7 +298,8 @@ fn numeric_runs(bytes: &[u8], mut f: impl FnMut(NumericRun)) {
             continue;
         }
         let start = i;
-        let (mut digits, mut colons, mut seps, mut last_tok) = (0usize, 0usize, 0usize, i);
+        let (mut digits, mut colons, mut dots, mut seps, mut last_tok) =
+            (0usize, 0usize, 0usize, 0usize, i);
         while i < n {
             match BYTE_CLASS[usize::from(bytes[i])] {
                 CLASS_DIGIT => {
@@ -319,6 +321,7 @@ fn numeric_runs(bytes: &[u8], mut f: impl FnMut(NumericRun)) {
                 }
                 CLASS_SEP => {
                     seps += 1;
+                    dots += usize::from(bytes[i] == b'.');
                     if seps > MAX_RUN_SEPARATORS {
                         break;
                     }
@@ -333,6 +336,7 @@ fn numeric_runs(bytes: &[u8], mut f: impl FnMut(NumericRun)) {
                 end: last_tok.max(start + 1),
                 digits,
                 colons,
+                dots,
             });
         }
     }
@@ -461,7 +465,7 @@ impl Scanner {
                 for &ri in &self.numeric_rules {
                     let rule = &self.rules[ri];
                     let fires = match rule.trigger {
-                        Trigger::Digits(n) => run.digits >= n,
+                        Trigger::Digits(n, d) => run.digits >= n && run.dots >= d,
                         Trigger::Colons(n) => run.colons >= n,
                         _ => false,
                     };

@@ -97,6 +97,9 @@ pub struct RuleSpec {
     /// Without keywords: run only near runs with at least this many colons (IPv6).
     #[serde(default)]
     pub colons: Option<usize>,
+    /// With `digits`: the run must also contain at least this many dots (IPv4).
+    #[serde(default)]
+    pub dots: Option<usize>,
     /// Bytes around a trigger that the regex searches.
     #[serde(default)]
     pub window: Option<usize>,
@@ -222,8 +225,8 @@ impl ByteSet {
 pub(crate) enum Trigger {
     /// Near keyword hits.
     Keywords,
-    /// Near numeric runs with at least this many digits.
-    Digits(usize),
+    /// Near numeric runs with at least this many digits (and dots).
+    Digits(usize, usize),
     /// Near runs with at least this many colons.
     Colons(usize),
     /// Over the whole text.
@@ -390,9 +393,17 @@ pub(crate) fn compile_rule(path: &Path, spec: &RuleSpec) -> Result<Rule, DlpErro
     if spec.keywords.iter().any(String::is_empty) {
         return Err(rule_err(path, id, "keywords", "empty keyword"));
     }
+    if spec.dots.is_some() && spec.digits.is_none() {
+        return Err(rule_err(
+            path,
+            id,
+            "dots",
+            "only valid together with digits",
+        ));
+    }
     let trigger = match (spec.keywords.is_empty(), spec.digits, spec.colons) {
         (false, None, None) => Trigger::Keywords,
-        (true, Some(n), None) => Trigger::Digits(n),
+        (true, Some(n), None) => Trigger::Digits(n, spec.dots.unwrap_or(0)),
         (true, None, Some(n)) => Trigger::Colons(n),
         (true, None, None) => Trigger::Always,
         _ => {
