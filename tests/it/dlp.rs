@@ -472,8 +472,40 @@ fn secretlint_tally() -> Tally {
     t
 }
 
+/// llm-guard's secrets scanner cases (9): reported, not asserted (too few to bound).
+fn llm_guard_tally() -> Tally {
+    let mut t = Tally::default();
+    for r in read_jsonl("llm-guard/llm_guard_scanner_cases.jsonl") {
+        let p = &r["params"];
+        let (Some(prompt), Some(valid)) = (p["prompt"].as_str(), p["expected_valid"].as_bool())
+        else {
+            continue;
+        };
+        let secret = blocking(prompt)
+            .into_iter()
+            .any(|f| f.category == Category::Secret);
+        if valid {
+            t.negatives += 1;
+            if secret {
+                t.false_pos += 1;
+                t.any_finding_negatives += 1;
+                t.fps.push(case_label("llm-guard", prompt));
+            }
+        } else {
+            t.positives += 1;
+            if secret {
+                t.hits += 1;
+            } else {
+                t.misses.push(case_label("llm-guard", prompt));
+            }
+        }
+    }
+    t
+}
+
 #[test]
 fn corpus_recall_and_false_positives() {
+    llm_guard_tally().report("llm-guard");
     let corpora = [
         ("gitleaks", gitleaks_tally()),
         ("detect-secrets", detect_secrets_tally()),
@@ -570,6 +602,12 @@ fn luhn_valid_timestamps_stay_below_block_threshold_unless_context_says_card() {
         s.scan(ts).iter().all(|f| f.score < s.block_threshold()),
         "{:?}",
         s.scan(ts)
+    );
+    let order = format!("order number {}", luhn_complete("4", 16));
+    assert!(
+        s.scan(&order).iter().all(|f| f.score < s.block_threshold()),
+        "{:?}",
+        s.scan(&order)
     );
     let with_context = "credit card number 1748503543012";
     assert!(

@@ -392,11 +392,18 @@ fn any_word(hay: &str, words_lower: &[String]) -> bool {
 }
 
 impl Scanner {
-    /// The bundled rules (`rules.toml` and `gitleaks_rules.toml`).
+    /// The bundled rules (`rules.toml` and `gitleaks_rules.toml`). Compiled once per
+    /// process and cloned (cheap: compiled regexes are shared). The bundled files are
+    /// validated by the test suite; an invalid bundled file is a build defect and panics.
     pub fn builtin() -> Scanner {
-        let files =
-            Self::builtin_files().unwrap_or_else(|e| panic!("bundled DLP rules are invalid: {e}"));
-        compile_files(&files).unwrap_or_else(|e| panic!("bundled DLP rules are invalid: {e}"))
+        static BUILTIN: std::sync::OnceLock<Scanner> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                Self::builtin_files()
+                    .and_then(|files| compile_files(&files))
+                    .unwrap_or_else(|e| panic!("bundled DLP rules are invalid: {e}"))
+            })
+            .clone()
     }
 
     fn builtin_files() -> Result<Vec<(PathBuf, RulesFile)>, DlpError> {
