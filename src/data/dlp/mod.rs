@@ -164,6 +164,8 @@ pub enum DlpError {
 /// A compiled rule set ready to scan text. Cheap to share across threads (`&Scanner`).
 #[derive(Debug, Clone)]
 pub struct Scanner {
+    /// The parsed files this scanner was compiled from, in load order.
+    sources: Vec<(PathBuf, RulesFile)>,
     rules: Vec<Rule>,
     keyword_ac: AhoCorasick,
     keyword_rules: Vec<Vec<usize>>,
@@ -236,6 +238,7 @@ fn compile_files(files: &[(PathBuf, RulesFile)]) -> Result<Scanner, DlpError> {
         .build(&keywords)
         .map_err(|e| DlpError::Prefilter(e.to_string()))?;
     Ok(Scanner {
+        sources: files.to_vec(),
         rules,
         keyword_ac,
         keyword_rules,
@@ -420,23 +423,11 @@ impl Scanner {
         compile_files(&[(path.to_path_buf(), rules::read_rules(path)?)])
     }
 
-    /// The bundled rules plus those in `path`; a rule there with a bundled id replaces it.
+    /// This scanner's rules plus those in `path` (validated like [`Scanner::from_rules_file`]);
+    /// a rule there with an existing id replaces it, and its `block_threshold`, if set, wins.
     pub fn with_extra_rules(self, path: &Path) -> Result<Scanner, DlpError> {
         let extra = rules::read_rules(path)?;
-        let mut files = Self::builtin_files()?;
-        // Keep rules of `self` that are not bundled (e.g. from from_rules_file).
-        let bundled: std::collections::HashSet<String> = files
-            .iter()
-            .flat_map(|(_, f)| f.rules.iter().map(|r| r.id.clone()))
-            .collect();
-        if self.rules.iter().any(|r| !bundled.contains(&r.id)) {
-            return Err(DlpError::Parse {
-                path: path.to_path_buf(),
-                message:
-                    "with_extra_rules layers on the bundled rules; call it on Scanner::builtin()"
-                        .into(),
-            });
-        }
+        let mut files = self.sources;
         files.push((path.to_path_buf(), extra));
         compile_files(&files)
     }
