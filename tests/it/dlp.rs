@@ -620,6 +620,19 @@ fn luhn_valid_timestamps_stay_below_block_threshold_unless_context_says_card() {
 }
 
 #[test]
+fn bare_nine_digits_need_ssn_context() {
+    let s = scanner();
+    let blocks = |t: &str| {
+        s.scan(t)
+            .iter()
+            .any(|f| f.kind == "us_ssn" && f.score >= s.block_threshold())
+    };
+    assert!(!blocks("customer id 536221467"));
+    assert!(blocks("SSN: 536221467"));
+    assert!(blocks("536-22-1467"));
+}
+
+#[test]
 fn card_families_and_lengths() {
     // Generated Luhn-valid numbers per issuer prefix and length.
     let cases = [
@@ -1088,6 +1101,7 @@ fn fixtures() -> HashMap<&'static str, String> {
     m.insert("iban", "GB82 WEST 1234 5698 7654 32".to_string());
     m.insert("credit-card", luhn_complete("4", 16));
     m.insert("us-ssn", "SSN 536-22-1467".to_string());
+    m.insert("us-ssn-bare", "social security no. 536221467".to_string());
     m.insert("de-tax-id", "Steuer-ID 65 929 970 489".to_string());
     m.insert("ipv4", "host 203.0.113.77".to_string());
     m.insert("ipv6", "host 2001:db8:85a3::8a2e:370:7334".to_string());
