@@ -563,6 +563,27 @@ fn redaction_is_exact_after_multibyte_text() {
 }
 
 #[test]
+fn long_tokens_are_redacted_to_their_end() {
+    // Tokens longer than a search window (1Password service-account tokens run to 800+
+    // characters on one line) must be covered entirely.
+    let mut seed = 42u64;
+    let body = rand_chars(
+        &mut seed,
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        900,
+    );
+    let token = format!("{}{}", "ops_eyJ", body);
+    let text = format!("export OP_SERVICE_ACCOUNT_TOKEN={token} # set by ops");
+    let f = scanner().scan(&text);
+    let r = redact(&text, &f);
+    assert!(
+        !r.text.contains(&body[body.len() - 40..]),
+        "tail of the token survived: {f:?}"
+    );
+    assert!(r.text.ends_with(" # set by ops"), "{}", r.text);
+}
+
+#[test]
 fn redaction_uses_one_placeholder_per_value() {
     let text = "a@b.de, c@d.de, a@b.de";
     let r = redact(text, &scanner().scan(text));

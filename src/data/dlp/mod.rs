@@ -32,6 +32,8 @@ const BUILTIN_GITLEAKS_RULES: &str = include_str!("gitleaks_rules.toml");
 pub const DEFAULT_BLOCK_THRESHOLD: f32 = 0.5;
 /// How far (bytes) a search window is stretched toward the enclosing line's ends.
 const LINE_EXTEND_CAP: usize = 256;
+/// How far (bytes) a match that reaches its window's end may be followed past it.
+const MAX_MATCH_EXTEND: usize = 64 * 1024;
 /// Most consecutive separator bytes inside one numeric run (`"4111 1111"`, `"::"`).
 const MAX_RUN_SEPARATORS: usize = 2;
 
@@ -513,7 +515,17 @@ impl Scanner {
         let rule = &self.rules[ri];
         let bytes = text.as_bytes();
         let hay = &bytes[a..b];
-        for caps in rule.regex.captures_iter(hay) {
+        for first in rule.regex.captures_iter(hay) {
+            let Some(w0) = first.get(0) else { continue };
+            // A match running into the window's end may continue past it (a long token on
+            // one long line): match again from its start over a longer haystack.
+            let extended = if w0.end() == hay.len() && b < bytes.len() {
+                let nb = ceil_boundary(text, (b + MAX_MATCH_EXTEND).min(bytes.len()));
+                rule.regex.captures_at(&bytes[a..nb], w0.start())
+            } else {
+                None
+            };
+            let caps = extended.as_ref().unwrap_or(&first);
             let Some(whole) = caps.get(0) else { continue };
             let secret = match rule.secret_group {
                 Some(g) => caps.get(g),
