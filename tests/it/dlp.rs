@@ -984,7 +984,14 @@ fn fixtures() -> HashMap<&'static str, String> {
     );
     m.insert(
         "npm-auth-uuid",
-        "//registry.npmjs.org/:_authToken=743b294a-cd03-11ec-9d64-0242ac120002".to_string(),
+        format!(
+            "//registry.npmjs.org/:_authToken={}-{}-{}-{}-{}",
+            r(HEX, 8),
+            r(HEX, 4),
+            r(HEX, 4),
+            r(HEX, 4),
+            r(HEX, 12)
+        ),
     );
     m.insert(
         "aws-access-key-low-entropy",
