@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backend;
 pub mod bench;
+pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod export;

@@ -1,12 +1,11 @@
 //! The `workbench` binary: parses arguments, runs the command, maps errors to exit codes.
 
-mod cli;
-
 use clap::Parser;
+use workbench::cli;
 
 fn main() {
-    let cli = cli::Cli::parse();
-    match cli::dispatch(cli) {
+    let args = cli::Cli::parse();
+    match cli::dispatch(args) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use workbench::data::template::Message;
-use workbench::generate::{self, SamplingParams};
-use workbench::pipeline;
+use crate::data::template::Message;
+use crate::generate::{self, SamplingParams};
+use crate::pipeline;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {

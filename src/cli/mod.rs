@@ -1,7 +1,9 @@
 //! Command-line front end: one file per subcommand. Only this module and `main` print.
 
+pub mod audit;
 pub mod generate;
 pub mod run;
+pub mod scan;
 pub mod serve;
 pub mod validate;
 
@@ -31,6 +33,15 @@ pub enum Command {
     ///
     /// Example: workbench generate runs/<id>/artifact --prompt "What is the capital of France?"
     Generate(generate::GenerateArgs),
+    /// Scan a dataset or file (or `-` for stdin) for secrets and personal data.
+    ///
+    /// Example: workbench scan datasets/company/runbooks_reviews.jsonl --json findings.json
+    Scan(scan::ScanArgs),
+    /// Audit-trail tools.
+    ///
+    /// Example: workbench audit verify runs/audit.jsonl
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Serve an artifact through an OpenAI-compatible HTTP API on localhost.
     ///
     /// Example: workbench serve runs/<id>/artifact --api-keys keys.txt --port 8080
@@ -44,13 +55,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(a) => validate::run(&a),
         Command::Generate(a) => generate::run(&a),
         Command::Serve(a) => serve::run(&a),
+        Command::Scan(a) => scan::run(&a),
+        Command::Audit(c) => audit::run(&c),
     }
 }
 
 /// Prints resolver notes to stderr.
 pub struct StderrNotes;
 
-impl workbench::model::source::ResolveSink for StderrNotes {
+impl crate::model::source::ResolveSink for StderrNotes {
     fn note(&mut self, line: &str) {
         eprintln!("{line}");
     }

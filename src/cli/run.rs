@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use workbench::pipeline::{self, RunEvent, RunSink, Stage};
-use workbench::recipe::Recipe;
-use workbench::train::TrainEvent;
+use crate::pipeline::{self, RunEvent, RunSink, Stage};
+use crate::recipe::Recipe;
+use crate::train::TrainEvent;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {

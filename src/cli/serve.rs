@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use workbench::audit::AuditLog;
-use workbench::data::classify::Level;
-use workbench::data::dlp::Scanner;
-use workbench::serve::{self, Engine};
+use crate::audit::AuditLog;
+use crate::data::classify::Level;
+use crate::data::dlp::Scanner;
+use crate::serve::{self, Engine};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -38,7 +38,7 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
         (Some(_), true) => anyhow::bail!("--api-keys and --insecure-no-auth exclude each other"),
         (None, false) => anyhow::bail!("an API key file is required (--api-keys FILE); use --insecure-no-auth only for a local try-out"),
     };
-    let loaded = workbench::pipeline::open_model(&a.model, &mut super::StderrNotes)?;
+    let loaded = crate::pipeline::open_model(&a.model, &mut super::StderrNotes)?;
     let model_id = a
         .model_id
         .clone()

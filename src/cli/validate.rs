@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use workbench::recipe::Recipe;
+use crate::recipe::Recipe;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {

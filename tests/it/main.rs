@@ -1,7 +1,9 @@
 //! The one integration-test binary: small helpers in `common`, one module per area.
 
+mod audit;
 mod bad_input;
 mod common;
+mod dlp;
 mod gguf;
 mod parity;
 mod pipeline;

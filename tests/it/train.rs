@@ -63,7 +63,7 @@ fn lora_gradient_matches_finite_differences() {
         }
         let m = m.cast(FloatDType::F64);
         let (loss, _) = masked_loss(&m, &batch, &dev);
-        loss.into_data().convert::<f64>().to_vec::<f64>().unwrap()[0]
+        loss.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()[0]
     };
     let h = 1e-3;
     for i in [0usize, 5, 17] {
