@@ -51,7 +51,8 @@ pub struct AdapterPair {
 pub type AdapterWeights = BTreeMap<String, AdapterPair>;
 
 /// Replaces every targeted dense projection with a LoRA projection: `A` drawn like PEFT's
-/// default (uniform ±1/√in), `B` zero, so the adapted model starts equal to the base.
+/// default (uniform ±1/√in), `B` zero, so the adapted model starts equal to the base. On an
+/// autodiff device the adapter tensors are marked trainable.
 pub fn attach(model: &mut Llama, cfg: &LoraConfig, device: &Device) {
     for layer in &mut model.layers {
         for name in PROJECTION_NAMES {
@@ -62,8 +63,8 @@ pub fn attach(model: &mut Llama, cfg: &LoraConfig, device: &Device) {
             if let Projection::Dense(d) = p {
                 let (inp, out) = (d.in_features(), d.out_features());
                 let bound = 1.0 / (inp as f64).sqrt();
-                let a = Tensor::<2>::random([inp, cfg.r], Distribution::Uniform(-bound, bound), device).require_grad();
-                let b = Tensor::<2>::zeros([cfg.r, out], device).require_grad();
+                let a = trainable(Tensor::<2>::random([inp, cfg.r], Distribution::Uniform(-bound, bound), device));
+                let b = trainable(Tensor::<2>::zeros([cfg.r, out], device));
                 *p = Projection::Lora(LoraLinear {
                     base: d.clone(),
                     a,
@@ -75,6 +76,11 @@ pub fn attach(model: &mut Llama, cfg: &LoraConfig, device: &Device) {
             }
         }
     }
+}
+
+/// Marks a tensor for gradients when it lives on an autodiff device.
+fn trainable(t: Tensor<2>) -> Tensor<2> {
+    if t.is_autodiff() { t.require_grad() } else { t }
 }
 
 /// Attaches given adapter weights (e.g. trained, or read from PEFT files) for inference.

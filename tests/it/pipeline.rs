@@ -30,7 +30,8 @@ fn canary() -> String {
 }
 
 fn fake_aws_key() -> String {
-    let tail: String = "Q7ZP3KX9MWA2RT5B".chars().rev().collect();
+    // Base32 alphabet (A-Z, 2-7), as real access key ids use.
+    let tail: String = "Q7ZP3KX6MWA2RT5B".chars().rev().collect();
     format!("{}{}", "AKIA", tail)
 }
 
