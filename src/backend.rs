@@ -31,7 +31,9 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     if data.dtype() == burn::tensor::DType::F32 {
         data.try_into_vec::<f32>().unwrap_or_default()
     } else {
-        data.convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+        data.convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default()
     }
 }
 

@@ -40,9 +40,11 @@ pub fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
@@ -53,14 +55,27 @@ fn ms(d: Duration) -> f64 {
 
 /// Runs each prompt once to warm up, then `repeats` times, decoding exactly
 /// `decode_tokens` tokens (stop tokens ignored so every run does the same work).
-pub fn bench_model(label: &str, model: &Llama, format: &ChatFormat, prompts: &[String], decode_tokens: usize, repeats: usize, weight_bytes: usize) -> BenchResult {
-    let params = SamplingParams { max_tokens: decode_tokens, ..Default::default() };
+pub fn bench_model(
+    label: &str,
+    model: &Llama,
+    format: &ChatFormat,
+    prompts: &[String],
+    decode_tokens: usize,
+    repeats: usize,
+    weight_bytes: usize,
+) -> BenchResult {
+    let params = SamplingParams {
+        max_tokens: decode_tokens,
+        ..Default::default()
+    };
     let mut ttft = Vec::new();
     let mut per_token = Vec::new();
     let mut prompt_tokens = Vec::new();
     let mut prefill_rates = Vec::new();
     for (pi, p) in prompts.iter().enumerate() {
-        let ids = format.prompt_ids(&[Message::new("user", p)]).unwrap_or_default();
+        let ids = format
+            .prompt_ids(&[Message::new("user", p)])
+            .unwrap_or_default();
         for rep in 0..=repeats {
             let g = generate::generate(model, &format.tokenizer, &ids, &params, &mut |_| {});
             if rep == 0 && pi == 0 {

@@ -65,10 +65,16 @@ pub fn run(a: &GenerateArgs) -> anyhow::Result<i32> {
         stop_strings: a.stop.clone(),
     };
     let mut out = std::io::stdout();
-    let g = generate::generate(&loaded.model, &loaded.format.tokenizer, &ids, &params, &mut |t| {
-        let _ = out.write_all(t.as_bytes());
-        let _ = out.flush();
-    });
+    let g = generate::generate(
+        &loaded.model,
+        &loaded.format.tokenizer,
+        &ids,
+        &params,
+        &mut |t| {
+            let _ = out.write_all(t.as_bytes());
+            let _ = out.flush();
+        },
+    );
     println!();
     let decode: f64 = g.decode_times.iter().map(|d| d.as_secs_f64()).sum();
     eprintln!(

@@ -36,7 +36,9 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
         (Some(p), false) => Some(serve::read_keys(p)?),
         (None, true) => None,
         (Some(_), true) => anyhow::bail!("--api-keys and --insecure-no-auth exclude each other"),
-        (None, false) => anyhow::bail!("an API key file is required (--api-keys FILE); use --insecure-no-auth only for a local try-out"),
+        (None, false) => anyhow::bail!(
+            "an API key file is required (--api-keys FILE); use --insecure-no-auth only for a local try-out"
+        ),
     };
     let loaded = crate::pipeline::open_model(&a.model, &mut super::StderrNotes)?;
     let model_id = a
@@ -44,8 +46,14 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
         .clone()
         .or_else(|| loaded.manifest.as_ref().map(|m| m.model_id.clone()))
         .unwrap_or_else(|| a.model.clone());
-    let required = loaded.manifest.as_ref().and_then(|m| m.highest_data_level).unwrap_or(Level::Public);
-    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let required = loaded
+        .manifest
+        .as_ref()
+        .and_then(|m| m.highest_data_level)
+        .unwrap_or(Level::Public);
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let engine = Arc::new(Engine {
         loaded,
         model_id: model_id.clone(),
@@ -56,14 +64,23 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
         busy: Mutex::new(()),
         created,
     });
-    let addr: SocketAddr = format!("{}:{}", a.host, a.port).parse().map_err(|e| anyhow::anyhow!("--host/--port: {e}"))?;
+    let addr: SocketAddr = format!("{}:{}", a.host, a.port)
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--host/--port: {e}"))?;
     if !addr.ip().is_loopback() {
         eprintln!("warning: listening on {addr}, which is reachable from other machines");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
-        eprintln!("serving {model_id} on http://{} (requires clearance {required})", listener.local_addr()?);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
+        eprintln!(
+            "serving {model_id} on http://{} (requires clearance {required})",
+            listener.local_addr()?
+        );
         axum::serve(listener, serve::router(engine))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

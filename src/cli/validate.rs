@@ -12,6 +12,13 @@ pub struct ValidateArgs {
 
 pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     let r = Recipe::load(&args.recipe)?;
-    println!("{}: ok ({} datasets, {} steps, LoRA r={} on {})", args.recipe.display(), r.datasets.len(), r.training.max_steps, r.lora.r, r.lora.target_modules.join(","));
+    println!(
+        "{}: ok ({} datasets, {} steps, LoRA r={} on {})",
+        args.recipe.display(),
+        r.datasets.len(),
+        r.training.max_steps,
+        r.lora.r,
+        r.lora.target_modules.join(",")
+    );
     Ok(0)
 }

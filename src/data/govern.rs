@@ -38,7 +38,9 @@ pub struct GovernanceReport {
 
 /// A record the policy refused with `fail`.
 #[derive(Debug, thiserror::Error)]
-#[error("{source_path}: row {row}: classified {level} and the policy for {level} is `fail` ({reasons})")]
+#[error(
+    "{source_path}: row {row}: classified {level} and the policy for {level} is `fail` ({reasons})"
+)]
 pub struct PolicyFailure {
     pub source_path: String,
     pub row: usize,
@@ -69,11 +71,23 @@ pub fn govern(
 ) -> Result<(Vec<Record>, Vec<Decision>, GovernanceReport), PolicyFailure> {
     let mut used = Vec::new();
     let mut decisions = Vec::with_capacity(records.len());
-    let mut report = GovernanceReport { rows_in: records.len(), ..Default::default() };
+    let mut report = GovernanceReport {
+        rows_in: records.len(),
+        ..Default::default()
+    };
     for mut record in records {
         let content_sha256 = content_hash(&record);
-        let per_message: Vec<Vec<dlp::Finding>> = record.messages.iter().map(|m| scanner.scan(&m.content)).collect();
-        let text: String = record.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n");
+        let per_message: Vec<Vec<dlp::Finding>> = record
+            .messages
+            .iter()
+            .map(|m| scanner.scan(&m.content))
+            .collect();
+        let text: String = record
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         let all_findings: Vec<dlp::Finding> = scanner.scan(&text);
         let label = record.label.or(Some(default_level));
         let c = classify::classify(label, &text, &record.source, rules, &all_findings);
@@ -88,7 +102,10 @@ pub fn govern(
             *report.findings_per_kind.entry(k.clone()).or_default() += 1;
         }
         *report.per_level.entry(c.level.to_string()).or_default() += 1;
-        *report.per_action.entry(format!("{action:?}").to_lowercase()).or_default() += 1;
+        *report
+            .per_action
+            .entry(format!("{action:?}").to_lowercase())
+            .or_default() += 1;
         let decision = Decision {
             source: record.source.clone(),
             row: record.row,
@@ -116,7 +133,11 @@ pub fn govern(
                         }
                     }
                 }
-                report.highest_level_used = Some(report.highest_level_used.map_or(c.level, |h| h.max(c.level)));
+                report.highest_level_used = Some(
+                    report
+                        .highest_level_used
+                        .map_or(c.level, |h| h.max(c.level)),
+                );
                 report.rows_used += 1;
                 used.push(record);
             }

@@ -32,28 +32,50 @@ pub enum IngestError {
         source: std::io::Error,
     },
     #[error("{path}: row {row}: {why}")]
-    Row { path: String, row: usize, why: String },
+    Row {
+        path: String,
+        row: usize,
+        why: String,
+    },
     #[error("{path}: column `{column}`: {why}")]
-    Column { path: String, column: String, why: String },
+    Column {
+        path: String,
+        column: String,
+        why: String,
+    },
     #[error("{path}: {why}")]
     Format { path: String, why: String },
 }
 
 /// Checks each JSONL line parses as a JSON object, so an error can name the line.
 fn prevalidate_jsonl(path: &Path) -> Result<(), IngestError> {
-    let f = std::fs::File::open(path).map_err(|source| IngestError::Io { path: path.display().to_string(), source })?;
+    let f = std::fs::File::open(path).map_err(|source| IngestError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|source| IngestError::Io { path: path.display().to_string(), source })?;
+        let line = line.map_err(|source| IngestError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<serde_json::Value>(&line) {
             Ok(serde_json::Value::Object(_)) => {}
             Ok(_) => {
-                return Err(IngestError::Row { path: path.display().to_string(), row: i + 1, why: "not a JSON object".into() });
+                return Err(IngestError::Row {
+                    path: path.display().to_string(),
+                    row: i + 1,
+                    why: "not a JSON object".into(),
+                });
             }
             Err(e) => {
-                return Err(IngestError::Row { path: path.display().to_string(), row: i + 1, why: format!("malformed JSON: {e}") });
+                return Err(IngestError::Row {
+                    path: path.display().to_string(),
+                    row: i + 1,
+                    why: format!("malformed JSON: {e}"),
+                });
             }
         }
     }
@@ -63,13 +85,28 @@ fn prevalidate_jsonl(path: &Path) -> Result<(), IngestError> {
 /// Reads a file into a polars DataFrame by its extension.
 pub fn read_frame(path: &Path) -> Result<DataFrame, IngestError> {
     let p = path.display().to_string();
-    let polars_err = |e: PolarsError| IngestError::Format { path: p.clone(), why: e.to_string() };
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let open = || std::fs::File::open(path).map_err(|source| IngestError::Io { path: p.clone(), source });
+    let polars_err = |e: PolarsError| IngestError::Format {
+        path: p.clone(),
+        why: e.to_string(),
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let open = || {
+        std::fs::File::open(path).map_err(|source| IngestError::Io {
+            path: p.clone(),
+            source,
+        })
+    };
     match ext.as_str() {
         "jsonl" | "ndjson" => {
             prevalidate_jsonl(path)?;
-            JsonReader::new(open()?).with_json_format(JsonFormat::JsonLines).finish().map_err(polars_err)
+            JsonReader::new(open()?)
+                .with_json_format(JsonFormat::JsonLines)
+                .finish()
+                .map_err(polars_err)
         }
         "csv" => CsvReadOptions::default()
             .with_has_header(true)
@@ -84,19 +121,31 @@ pub fn read_frame(path: &Path) -> Result<DataFrame, IngestError> {
     }
 }
 
-fn str_column<'a>(df: &'a DataFrame, name: &str, path: &str) -> Result<Option<&'a StringChunked>, IngestError> {
+fn str_column<'a>(
+    df: &'a DataFrame,
+    name: &str,
+    path: &str,
+) -> Result<Option<&'a StringChunked>, IngestError> {
     match df.column(name) {
         Err(_) => Ok(None),
-        Ok(c) => c.as_materialized_series().str().map(Some).map_err(|e| IngestError::Column {
-            path: path.to_string(),
-            column: name.to_string(),
-            why: format!("expected strings: {e}"),
-        }),
+        Ok(c) => c
+            .as_materialized_series()
+            .str()
+            .map(Some)
+            .map_err(|e| IngestError::Column {
+                path: path.to_string(),
+                column: name.to_string(),
+                why: format!("expected strings: {e}"),
+            }),
     }
 }
 
 /// Reads every record of a dataset.
-pub fn read_records(path: &Path, format: DatasetFormat, level_column: &str) -> Result<Vec<Record>, IngestError> {
+pub fn read_records(
+    path: &Path,
+    format: DatasetFormat,
+    level_column: &str,
+) -> Result<Vec<Record>, IngestError> {
     let p = path.display().to_string();
     let df = read_frame(path)?;
     let has = |c: &str| df.column(c).is_ok();
@@ -130,27 +179,48 @@ pub fn read_records(path: &Path, format: DatasetFormat, level_column: &str) -> R
     match format {
         DatasetFormat::Alpaca => {
             let need = |c: &str| {
-                str_column(&df, c, &p)?.ok_or_else(|| IngestError::Column { path: p.clone(), column: c.into(), why: "missing".into() })
+                str_column(&df, c, &p)?.ok_or_else(|| IngestError::Column {
+                    path: p.clone(),
+                    column: c.into(),
+                    why: "missing".into(),
+                })
             };
             let instruction = need("instruction")?;
             let output = need("output")?;
             let input = str_column(&df, "input", &p)?;
             let system = str_column(&df, "system", &p)?;
             for i in 0..df.height() {
-                let row_err = |why: &str| IngestError::Row { path: p.clone(), row: i + 1, why: why.into() };
-                let ins = instruction.get(i).ok_or_else(|| row_err("`instruction` is empty"))?;
+                let row_err = |why: &str| IngestError::Row {
+                    path: p.clone(),
+                    row: i + 1,
+                    why: why.into(),
+                };
+                let ins = instruction
+                    .get(i)
+                    .ok_or_else(|| row_err("`instruction` is empty"))?;
                 let outp = output.get(i).ok_or_else(|| row_err("`output` is empty"))?;
-                let user = match input.and_then(|c| c.get(i)).filter(|s| !s.trim().is_empty()) {
+                let user = match input
+                    .and_then(|c| c.get(i))
+                    .filter(|s| !s.trim().is_empty())
+                {
                     Some(inp) => format!("{ins}\n\n{inp}"),
                     None => ins.to_string(),
                 };
                 let mut messages = Vec::new();
-                if let Some(sys) = system.and_then(|c| c.get(i)).filter(|s| !s.trim().is_empty()) {
+                if let Some(sys) = system
+                    .and_then(|c| c.get(i))
+                    .filter(|s| !s.trim().is_empty())
+                {
                     messages.push(Message::new("system", sys));
                 }
                 messages.push(Message::new("user", &user));
                 messages.push(Message::new("assistant", outp));
-                out.push(Record { source: p.clone(), row: i + 1, messages, label: label_at(i)? });
+                out.push(Record {
+                    source: p.clone(),
+                    row: i + 1,
+                    messages,
+                    label: label_at(i)?,
+                });
             }
         }
         DatasetFormat::Chat | DatasetFormat::Auto => {
@@ -159,26 +229,42 @@ pub fn read_records(path: &Path, format: DatasetFormat, level_column: &str) -> R
                 column: "messages".into(),
                 why: "missing".into(),
             })?;
-            let list = col.as_materialized_series().list().map_err(|e| IngestError::Column {
-                path: p.clone(),
-                column: "messages".into(),
-                why: format!("expected a list of {{role, content}}: {e}"),
-            })?;
+            let list = col
+                .as_materialized_series()
+                .list()
+                .map_err(|e| IngestError::Column {
+                    path: p.clone(),
+                    column: "messages".into(),
+                    why: format!("expected a list of {{role, content}}: {e}"),
+                })?;
             for i in 0..list.len() {
                 let item = list.get_as_series(i);
-                let row_err = |why: String| IngestError::Row { path: p.clone(), row: i + 1, why };
+                let row_err = |why: String| IngestError::Row {
+                    path: p.clone(),
+                    row: i + 1,
+                    why,
+                };
                 let s = item.ok_or_else(|| row_err("`messages` is empty".into()))?;
-                let st = s.struct_().map_err(|e| row_err(format!("`messages` entries must be objects: {e}")))?;
+                let st = s
+                    .struct_()
+                    .map_err(|e| row_err(format!("`messages` entries must be objects: {e}")))?;
                 let field = |name: &str| -> Result<Series, IngestError> {
-                    st.field_by_name(name).map_err(|_| row_err(format!("a message lacks `{name}`")))
+                    st.field_by_name(name)
+                        .map_err(|_| row_err(format!("a message lacks `{name}`")))
                 };
                 let roles = field("role")?;
                 let contents = field("content")?;
-                let roles = roles.str().map_err(|e| row_err(format!("`role` must be a string: {e}")))?;
-                let contents = contents.str().map_err(|e| row_err(format!("`content` must be a string: {e}")))?;
+                let roles = roles
+                    .str()
+                    .map_err(|e| row_err(format!("`role` must be a string: {e}")))?;
+                let contents = contents
+                    .str()
+                    .map_err(|e| row_err(format!("`content` must be a string: {e}")))?;
                 let mut messages = Vec::new();
                 for j in 0..roles.len() {
-                    let role = roles.get(j).ok_or_else(|| row_err(format!("message {j} has no role")))?;
+                    let role = roles
+                        .get(j)
+                        .ok_or_else(|| row_err(format!("message {j} has no role")))?;
                     let content = contents.get(j).unwrap_or("");
                     if !matches!(role, "system" | "user" | "assistant") {
                         return Err(row_err(format!("message {j}: unknown role {role:?}")));
@@ -188,7 +274,12 @@ pub fn read_records(path: &Path, format: DatasetFormat, level_column: &str) -> R
                 if messages.last().is_none_or(|m| m.role != "assistant") {
                     return Err(row_err("the last message must be the assistant's".into()));
                 }
-                out.push(Record { source: p.clone(), row: i + 1, messages, label: label_at(i)? });
+                out.push(Record {
+                    source: p.clone(),
+                    row: i + 1,
+                    messages,
+                    label: label_at(i)?,
+                });
             }
         }
     }

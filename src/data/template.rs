@@ -17,7 +17,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -40,7 +43,9 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate").field("source", &self.source).finish()
+        f.debug_struct("ChatTemplate")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -70,8 +75,15 @@ impl ChatTemplate {
 
     /// Renders a conversation; with `add_generation_prompt` the text ends where the
     /// assistant's answer begins.
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, TemplateError> {
-        let tmpl = self.env.get_template("chat").map_err(|e| TemplateError::Render(e.to_string()))?;
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, TemplateError> {
+        let tmpl = self
+            .env
+            .get_template("chat")
+            .map_err(|e| TemplateError::Render(e.to_string()))?;
         tmpl.render(context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
@@ -83,7 +95,10 @@ impl ChatTemplate {
 
     /// Splits a conversation whose last message is the assistant's into the prompt (rendered
     /// with the generation prompt) and the answer text that follows it in the full rendering.
-    pub fn split_prompt_answer(&self, messages: &[Message]) -> Result<(String, String), TemplateError> {
+    pub fn split_prompt_answer(
+        &self,
+        messages: &[Message],
+    ) -> Result<(String, String), TemplateError> {
         let (last, head) = messages
             .split_last()
             .ok_or_else(|| TemplateError::Render("empty conversation".into()))?;
@@ -96,7 +111,9 @@ impl ChatTemplate {
         let prompt = self.render(head, true)?;
         let full = self.render(messages, false)?;
         let answer = full.strip_prefix(prompt.as_str()).ok_or_else(|| {
-            TemplateError::Render("the rendered prompt is not a prefix of the rendered conversation".into())
+            TemplateError::Render(
+                "the rendered prompt is not a prefix of the rendered conversation".into(),
+            )
         })?;
         Ok((prompt, answer.to_string()))
     }
@@ -109,7 +126,10 @@ mod tests {
     #[test]
     fn chatml_renders_and_splits() {
         let t = ChatTemplate::new(CHATML_TEMPLATE, "", "").unwrap();
-        let msgs = vec![Message::new("user", "Hi"), Message::new("assistant", "Hello!")];
+        let msgs = vec![
+            Message::new("user", "Hi"),
+            Message::new("assistant", "Hello!"),
+        ];
         let (p, a) = t.split_prompt_answer(&msgs).unwrap();
         assert_eq!(p, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
         assert_eq!(a, "Hello!<|im_end|>\n");

@@ -32,7 +32,11 @@ pub struct ChatFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizeError {
     #[error("{source_path}: row {row}: {why}")]
-    Record { source_path: String, row: usize, why: String },
+    Record {
+        source_path: String,
+        row: usize,
+        why: String,
+    },
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("tokenizer: {0}")]
@@ -41,8 +45,16 @@ pub enum TokenizeError {
 
 impl ChatFormat {
     /// Builds the format and finds the end-of-turn token by rendering a probe conversation.
-    pub fn new(template: ChatTemplate, tokenizer: tokenizers::Tokenizer, bos: Option<u32>, eos: Option<u32>) -> Result<Self, TokenizeError> {
-        let probe = [Message::new("user", "x"), Message::new("assistant", PROBE_ANSWER)];
+    pub fn new(
+        template: ChatTemplate,
+        tokenizer: tokenizers::Tokenizer,
+        bos: Option<u32>,
+        eos: Option<u32>,
+    ) -> Result<Self, TokenizeError> {
+        let probe = [
+            Message::new("user", "x"),
+            Message::new("assistant", PROBE_ANSWER),
+        ];
         let full = template.render(&probe, false)?;
         let end_of_turn = full.split_once(PROBE_ANSWER).and_then(|(_, after)| {
             let enc = tokenizer.encode(after, false).ok()?;
@@ -57,7 +69,13 @@ impl ChatFormat {
         if let Some(e) = eos.filter(|e| !stop_ids.contains(e)) {
             stop_ids.push(e);
         }
-        Ok(Self { template, tokenizer, end_of_turn, bos, stop_ids })
+        Ok(Self {
+            template,
+            tokenizer,
+            end_of_turn,
+            bos,
+            stop_ids,
+        })
     }
 
     /// Token ids of `text` without special-token insertion.
@@ -79,8 +97,15 @@ impl ChatFormat {
     /// Tokenizes a record: prompt masked, answer trained through the end-of-turn token,
     /// truncated to `max_len` tokens.
     pub fn example(&self, record: &Record, max_len: usize) -> Result<Example, TokenizeError> {
-        let err = |why: String| TokenizeError::Record { source_path: record.source.clone(), row: record.row, why };
-        let (prompt, answer) = self.template.split_prompt_answer(&record.messages).map_err(|e| err(e.to_string()))?;
+        let err = |why: String| TokenizeError::Record {
+            source_path: record.source.clone(),
+            row: record.row,
+            why,
+        };
+        let (prompt, answer) = self
+            .template
+            .split_prompt_answer(&record.messages)
+            .map_err(|e| err(e.to_string()))?;
         let mut ids: Vec<u32> = self.bos.into_iter().collect();
         ids.extend(self.encode(&prompt)?);
         let prompt_len = ids.len();
@@ -117,7 +142,8 @@ pub fn split<T: Clone>(items: &[T], validation_fraction: f64, seed: u64) -> (Vec
         let j = (s % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
-    let n_val = ((n as f64 * validation_fraction).round() as usize).clamp(usize::from(n > 1), n.saturating_sub(1));
+    let n_val = ((n as f64 * validation_fraction).round() as usize)
+        .clamp(usize::from(n > 1), n.saturating_sub(1));
     let val = order[..n_val].iter().map(|&i| items[i].clone()).collect();
     let train = order[n_val..].iter().map(|&i| items[i].clone()).collect();
     (train, val)
@@ -137,7 +163,13 @@ pub struct Batch {
 
 /// Pads examples to the longest one with `pad`.
 pub fn make_batch(examples: &[&Example], pad: u32) -> Batch {
-    let len = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1).max(2) - 1;
+    let len = examples
+        .iter()
+        .map(|e| e.ids.len())
+        .max()
+        .unwrap_or(1)
+        .max(2)
+        - 1;
     let batch = examples.len();
     let mut ids = vec![pad; batch * len];
     let mut targets = vec![pad; batch * len];
@@ -151,7 +183,13 @@ pub fn make_batch(examples: &[&Example], pad: u32) -> Batch {
             }
         }
     }
-    Batch { batch, len, ids, targets, mask }
+    Batch {
+        batch,
+        len,
+        ids,
+        targets,
+        mask,
+    }
 }
 
 #[cfg(test)]
@@ -160,7 +198,10 @@ mod tests {
 
     #[test]
     fn batch_shifts_and_masks() {
-        let e = Example { ids: vec![1, 2, 3, 4], trained: vec![false, false, true, true] };
+        let e = Example {
+            ids: vec![1, 2, 3, 4],
+            trained: vec![false, false, true, true],
+        };
         let b = make_batch(&[&e], 0);
         assert_eq!(b.ids, vec![1, 2, 3]);
         assert_eq!(b.targets, vec![2, 3, 4]);

@@ -47,7 +47,11 @@ pub struct RawTensor {
 }
 
 /// Writes tensors to a safetensors file atomically.
-pub fn write_safetensors(path: &Path, tensors: &[RawTensor], metadata: Option<BTreeMap<String, String>>) -> Result<(), String> {
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[RawTensor],
+    metadata: Option<BTreeMap<String, String>>,
+) -> Result<(), String> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|t| {
@@ -62,10 +66,18 @@ pub fn write_safetensors(path: &Path, tensors: &[RawTensor], metadata: Option<BT
 }
 
 /// Writes f32 tensors `(name, bytes, shape)` to a safetensors file atomically.
-pub fn write_safetensors_f32(path: &Path, tensors: &[(String, Vec<u8>, Vec<usize>)]) -> Result<(), String> {
+pub fn write_safetensors_f32(
+    path: &Path,
+    tensors: &[(String, Vec<u8>, Vec<usize>)],
+) -> Result<(), String> {
     let raw: Vec<RawTensor> = tensors
         .iter()
-        .map(|(n, b, s)| RawTensor { name: n.clone(), dtype: safetensors::Dtype::F32, shape: s.clone(), bytes: b.clone() })
+        .map(|(n, b, s)| RawTensor {
+            name: n.clone(),
+            dtype: safetensors::Dtype::F32,
+            shape: s.clone(),
+            bytes: b.clone(),
+        })
         .collect();
     write_safetensors(path, &raw, None)
 }
@@ -75,13 +87,22 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn f32_tensor(name: &str, shape: Vec<usize>, data: &[f32]) -> RawTensor {
-    RawTensor { name: name.into(), dtype: safetensors::Dtype::F32, shape, bytes: f32_bytes(data) }
+    RawTensor {
+        name: name.into(),
+        dtype: safetensors::Dtype::F32,
+        shape,
+        bytes: f32_bytes(data),
+    }
 }
 
 /// The tensors of a model in HF naming; INT8 projections as I8 weight + F32 `weight_scale`.
 pub fn model_tensors(model: &Llama) -> Vec<RawTensor> {
     let cfg = &model.config;
-    let mut out = vec![f32_tensor("model.embed_tokens.weight", vec![cfg.vocab_size, cfg.hidden_size], &to_vec(model.embed.clone()))];
+    let mut out = vec![f32_tensor(
+        "model.embed_tokens.weight",
+        vec![cfg.vocab_size, cfg.hidden_size],
+        &to_vec(model.embed.clone()),
+    )];
     let push_proj = |out: &mut Vec<RawTensor>, base: &str, p: &Projection| match p {
         Projection::Int8(q) => {
             let rows = q.rows_unpadded();
@@ -91,7 +112,11 @@ pub fn model_tensors(model: &Llama) -> Vec<RawTensor> {
                 shape: vec![q.out_features(), q.in_features()],
                 bytes: rows.iter().map(|&v| v as u8).collect(),
             });
-            out.push(f32_tensor(&format!("{base}.weight{SCALE_SUFFIX}"), vec![q.out_features()], q.scales()));
+            out.push(f32_tensor(
+                &format!("{base}.weight{SCALE_SUFFIX}"),
+                vec![q.out_features()],
+                q.scales(),
+            ));
             if let Some(b) = q.bias() {
                 out.push(f32_tensor(&format!("{base}.bias"), vec![b.len()], b));
             }
@@ -111,10 +136,22 @@ pub fn model_tensors(model: &Llama) -> Vec<RawTensor> {
                 push_proj(&mut out, &Block::hf_path(i, name), p);
             }
         }
-        out.push(f32_tensor(&format!("model.layers.{i}.input_layernorm.weight"), vec![cfg.hidden_size], &to_vec(layer.attn_norm.clone())));
-        out.push(f32_tensor(&format!("model.layers.{i}.post_attention_layernorm.weight"), vec![cfg.hidden_size], &to_vec(layer.mlp_norm.clone())));
+        out.push(f32_tensor(
+            &format!("model.layers.{i}.input_layernorm.weight"),
+            vec![cfg.hidden_size],
+            &to_vec(layer.attn_norm.clone()),
+        ));
+        out.push(f32_tensor(
+            &format!("model.layers.{i}.post_attention_layernorm.weight"),
+            vec![cfg.hidden_size],
+            &to_vec(layer.mlp_norm.clone()),
+        ));
     }
-    out.push(f32_tensor("model.norm.weight", vec![cfg.hidden_size], &to_vec(model.final_norm.clone())));
+    out.push(f32_tensor(
+        "model.norm.weight",
+        vec![cfg.hidden_size],
+        &to_vec(model.final_norm.clone()),
+    ));
     let head_is_int8 = matches!(model.lm_head, Projection::Int8(_));
     if head_is_int8 || !cfg.tie_word_embeddings {
         push_proj(&mut out, "lm_head", &model.lm_head);
@@ -172,14 +209,23 @@ pub enum ExportError {
 }
 
 fn werr(p: &Path, why: impl ToString) -> ExportError {
-    ExportError::Write { path: p.display().to_string(), why: why.to_string() }
+    ExportError::Write {
+        path: p.display().to_string(),
+        why: why.to_string(),
+    }
 }
 
 /// Writes the artifact folder `dest` (which must not exist yet) and returns its manifest.
-pub fn export(model: &Llama, inputs: &ExportInputs<'_>, dest: &Path) -> Result<Manifest, ExportError> {
+pub fn export(
+    model: &Llama,
+    inputs: &ExportInputs<'_>,
+    dest: &Path,
+) -> Result<Manifest, ExportError> {
     let tmp = dest.with_file_name(format!(
         "{}.partial",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("artifact")
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("artifact")
     ));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| werr(&tmp, e))?;
@@ -199,12 +245,17 @@ pub fn export(model: &Llama, inputs: &ExportInputs<'_>, dest: &Path) -> Result<M
     }
 }
 
-fn write_all(model: &Llama, inputs: &ExportInputs<'_>, dir: &Path) -> Result<Manifest, ExportError> {
+fn write_all(
+    model: &Llama,
+    inputs: &ExportInputs<'_>,
+    dir: &Path,
+) -> Result<Manifest, ExportError> {
     let quantized = matches!(model.lm_head, Projection::Int8(_));
     let weights = dir.join("model.safetensors");
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    write_safetensors(&weights, &model_tensors(model), Some(meta)).map_err(|e| werr(&weights, e))?;
+    write_safetensors(&weights, &model_tensors(model), Some(meta))
+        .map_err(|e| werr(&weights, e))?;
     let mut cfg = model.config.clone();
     // The end-of-turn token is a stop id beside the base EOS, so a server that reads only
     // the artifact stops at the end of a turn.
@@ -229,20 +280,29 @@ fn write_all(model: &Llama, inputs: &ExportInputs<'_>, dir: &Path) -> Result<Man
         write_atomic(&p, bytes).map_err(|e| werr(&p, e))
     };
     put("config.json", &json(&config_json))?;
-    put("generation_config.json", &json(&serde_json::json!({
-        "bos_token_id": cfg.bos_token_id,
-        "eos_token_id": cfg.eos_token_ids,
-        "do_sample": false,
-    })))?;
+    put(
+        "generation_config.json",
+        &json(&serde_json::json!({
+            "bos_token_id": cfg.bos_token_id,
+            "eos_token_id": cfg.eos_token_ids,
+            "do_sample": false,
+        })),
+    )?;
     let tok_path = dir.join("tokenizer.json");
-    let tok = inputs.tokenizer_json.to_string(false).map_err(|e| werr(&tok_path, e))?;
+    let tok = inputs
+        .tokenizer_json
+        .to_string(false)
+        .map_err(|e| werr(&tok_path, e))?;
     put("tokenizer.json", tok.as_bytes())?;
-    put("tokenizer_config.json", &json(&serde_json::json!({
-        "chat_template": inputs.chat_template,
-        "bos_token": inputs.bos_token,
-        "eos_token": inputs.eos_token,
-        "add_bos_token": false,
-    })))?;
+    put(
+        "tokenizer_config.json",
+        &json(&serde_json::json!({
+            "chat_template": inputs.chat_template,
+            "bos_token": inputs.bos_token,
+            "eos_token": inputs.eos_token,
+            "add_bos_token": false,
+        })),
+    )?;
     put("chat_template.jinja", inputs.chat_template.as_bytes())?;
     if let Some((lcfg, w)) = inputs.adapter {
         let adir = dir.join("adapter");
@@ -265,7 +325,10 @@ fn write_all(model: &Llama, inputs: &ExportInputs<'_>, dir: &Path) -> Result<Man
         bench: inputs.bench.clone(),
         files,
     };
-    put("manifest.json", &serde_json::to_vec_pretty(&manifest).unwrap_or_default())?;
+    put(
+        "manifest.json",
+        &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )?;
     Ok(manifest)
 }
 
@@ -279,11 +342,18 @@ pub fn hash_tree(dir: &Path) -> Result<FileHashes, String> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 if rel == "manifest.json" {
                     continue;
                 }
-                out.insert(rel, crate::model::sha256_file(&p).map_err(|e| e.to_string())?);
+                out.insert(
+                    rel,
+                    crate::model::sha256_file(&p).map_err(|e| e.to_string())?,
+                );
             }
         }
     }
@@ -294,12 +364,18 @@ pub fn hash_tree(dir: &Path) -> Result<FileHashes, String> {
 pub fn verify_artifact(dir: &Path) -> Result<Manifest, ModelError> {
     let mpath = dir.join("manifest.json");
     let text = std::fs::read_to_string(&mpath).map_err(|e| ModelError::io(&mpath, e))?;
-    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| ModelError::Json { path: mpath.display().to_string(), why: e.to_string() })?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| ModelError::Json {
+        path: mpath.display().to_string(),
+        why: e.to_string(),
+    })?;
     for (rel, want) in &manifest.files {
         let p = dir.join(rel);
         let got = crate::model::sha256_file(&p)?;
         if &got != want {
-            return Err(ModelError::Corrupt { path: p.display().to_string(), why: format!("sha256 {got} does not match the manifest's {want}") });
+            return Err(ModelError::Corrupt {
+                path: p.display().to_string(),
+                why: format!("sha256 {got} does not match the manifest's {want}"),
+            });
         }
     }
     Ok(manifest)

@@ -75,7 +75,10 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(params: &SamplingParams) -> Self {
-        Self { params: params.clone(), rng: StdRng::seed_from_u64(params.seed) }
+        Self {
+            params: params.clone(),
+            rng: StdRng::seed_from_u64(params.seed),
+        }
     }
 
     /// Picks the next token from `logits` given the tokens seen so far.
@@ -84,14 +87,22 @@ impl Sampler {
         if p.repetition_penalty != 1.0 {
             for &t in history {
                 if let Some(l) = logits.get_mut(t as usize) {
-                    *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                    *l = if *l > 0.0 {
+                        *l / p.repetition_penalty
+                    } else {
+                        *l * p.repetition_penalty
+                    };
                 }
             }
         }
         if p.temperature <= 0.0 {
             return argmax(logits);
         }
-        let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l / p.temperature)).collect();
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, l / p.temperature))
+            .collect();
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         if let Some(k) = p.top_k.filter(|&k| k > 0) {
             cand.truncate(k);
@@ -149,13 +160,20 @@ pub struct StreamDecoder<'a> {
 
 impl<'a> StreamDecoder<'a> {
     pub fn new(tokenizer: &'a tokenizers::Tokenizer) -> Self {
-        Self { tokenizer, tokens: Vec::new(), emitted: 0 }
+        Self {
+            tokenizer,
+            tokens: Vec::new(),
+            emitted: 0,
+        }
     }
 
     /// Adds a token; returns the newly completed text, if any.
     pub fn push(&mut self, token: u32) -> String {
         self.tokens.push(token);
-        let text = self.tokenizer.decode(&self.tokens, true).unwrap_or_default();
+        let text = self
+            .tokenizer
+            .decode(&self.tokens, true)
+            .unwrap_or_default();
         if text.ends_with('\u{FFFD}') || text.len() < self.emitted {
             return String::new();
         }
@@ -166,7 +184,9 @@ impl<'a> StreamDecoder<'a> {
 
     /// All text decoded so far.
     pub fn text(&self) -> String {
-        self.tokenizer.decode(&self.tokens, true).unwrap_or_default()
+        self.tokenizer
+            .decode(&self.tokens, true)
+            .unwrap_or_default()
     }
 }
 
@@ -210,7 +230,12 @@ pub fn generate(
         let piece = stream.push(next);
         if !piece.is_empty() {
             text.push_str(&piece);
-            if let Some(cut) = params.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+            if let Some(cut) = params
+                .stop_strings
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
                 let keep = text[..cut].to_string();
                 let already = text.len() - piece.len();
                 if keep.len() > already {

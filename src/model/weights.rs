@@ -108,7 +108,8 @@ pub fn unpermute_rows(t: &mut HostTensor, heads: usize) {
             for j in 0..2 {
                 let src = h * head_dim + i * 2 + j;
                 let dst = h * head_dim + j * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -129,10 +130,13 @@ impl WeightSource for GgufSource {
             origin: self.origin(),
             tensor: name.to_string(),
         })?;
-        let info = self.file.tensor(&gguf_name).ok_or_else(|| ModelError::MissingTensor {
-            origin: self.origin(),
-            tensor: format!("{gguf_name} (HF {name})"),
-        })?;
+        let info = self
+            .file
+            .tensor(&gguf_name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                origin: self.origin(),
+                tensor: format!("{gguf_name} (HF {name})"),
+            })?;
         let shape: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
         let data = self.file.dequantize(&gguf_name)?;
         let mut t = HostTensor { shape, data };
@@ -167,15 +171,22 @@ impl SafetensorsSource {
         let mut paths: Vec<PathBuf> = Vec::new();
         if index.exists() {
             let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Json {
-                path: index.display().to_string(),
-                why: e.to_string(),
-            })?;
-            let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| ModelError::Json {
-                path: index.display().to_string(),
-                why: "key `weight_map` missing or not an object".into(),
-            })?;
-            let mut names: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| ModelError::Json {
+                    path: index.display().to_string(),
+                    why: e.to_string(),
+                })?;
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| ModelError::Json {
+                    path: index.display().to_string(),
+                    why: "key `weight_map` missing or not an object".into(),
+                })?;
+            let mut names: Vec<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect();
             names.sort();
             names.dedup();
             paths.extend(names.into_iter().map(|n| dir.join(n)));
@@ -189,8 +200,14 @@ impl SafetensorsSource {
             }
             paths.push(single);
         }
-        let files = paths.iter().map(|p| Self::map_file(p)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { dir: dir.to_path_buf(), files })
+        let files = paths
+            .iter()
+            .map(|p| Self::map_file(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files,
+        })
     }
 
     fn map_file(path: &Path) -> Result<MappedSafetensors, ModelError> {
@@ -213,7 +230,10 @@ impl SafetensorsSource {
                     "tensor {name}: data range {start}..{end} lies outside the {data_len} data bytes (truncated file?)"
                 )));
             }
-            tensors.insert(name.clone(), (info.dtype, info.shape.clone(), info.data_offsets));
+            tensors.insert(
+                name.clone(),
+                (info.dtype, info.shape.clone(), info.data_offsets),
+            );
         }
         Ok(MappedSafetensors {
             path: path.to_path_buf(),
@@ -230,10 +250,11 @@ impl WeightSource for SafetensorsSource {
     }
 
     fn load_i8(&self, name: &str) -> Result<(Vec<i8>, Vec<usize>), ModelError> {
-        let (file, (dtype, shape, (start, end))) = self.find(name).ok_or_else(|| ModelError::MissingTensor {
-            origin: self.origin(),
-            tensor: name.to_string(),
-        })?;
+        let (file, (dtype, shape, (start, end))) =
+            self.find(name).ok_or_else(|| ModelError::MissingTensor {
+                origin: self.origin(),
+                tensor: name.to_string(),
+            })?;
         if dtype != safetensors::Dtype::I8 {
             return Err(ModelError::Dtype {
                 origin: file.path.display().to_string(),
@@ -245,7 +266,10 @@ impl WeightSource for SafetensorsSource {
         if bytes.len() != shape.iter().product::<usize>() {
             return Err(ModelError::Corrupt {
                 path: file.path.display().to_string(),
-                why: format!("tensor {name}: {} bytes for shape {shape:?} of I8", bytes.len()),
+                why: format!(
+                    "tensor {name}: {} bytes for shape {shape:?} of I8",
+                    bytes.len()
+                ),
             });
         }
         Ok((bytes.iter().map(|&b| b as i8).collect(), shape))
@@ -287,7 +311,10 @@ impl WeightSource for SafetensorsSource {
         if bytes.len() != count * width {
             return Err(ModelError::Corrupt {
                 path: file.path.display().to_string(),
-                why: format!("tensor {name}: {} bytes for shape {shape:?} of {dtype:?}", bytes.len()),
+                why: format!(
+                    "tensor {name}: {} bytes for shape {shape:?} of {dtype:?}",
+                    bytes.len()
+                ),
             });
         }
         let data: Vec<f32> = match dtype {
@@ -309,8 +336,16 @@ impl WeightSource for SafetensorsSource {
 }
 
 impl SafetensorsSource {
-    fn find(&self, name: &str) -> Option<(&MappedSafetensors, (safetensors::Dtype, Vec<usize>, (usize, usize)))> {
-        self.files.iter().find_map(|f| f.tensors.get(name).map(|t| (f, t.clone())))
+    fn find(
+        &self,
+        name: &str,
+    ) -> Option<(
+        &MappedSafetensors,
+        (safetensors::Dtype, Vec<usize>, (usize, usize)),
+    )> {
+        self.files
+            .iter()
+            .find_map(|f| f.tensors.get(name).map(|t| (f, t.clone())))
     }
 }
 
@@ -321,7 +356,12 @@ pub struct LoadReport {
     pub tensors_loaded: usize,
 }
 
-fn expect_shape(source: &dyn WeightSource, name: &str, t: &HostTensor, want: &[usize]) -> Result<(), ModelError> {
+fn expect_shape(
+    source: &dyn WeightSource,
+    name: &str,
+    t: &HostTensor,
+    want: &[usize],
+) -> Result<(), ModelError> {
     if t.shape != want {
         return Err(ModelError::Shape {
             origin: source.origin(),
@@ -355,7 +395,11 @@ fn dense_from_hf(weight: HostTensor, bias: Option<HostTensor>, device: &Device) 
 }
 
 /// Loads a Llama-family model from `source` onto `device`, checking every shape.
-pub fn load_llama(config: &LlamaConfig, source: &dyn WeightSource, device: &Device) -> Result<(Llama, LoadReport), ModelError> {
+pub fn load_llama(
+    config: &LlamaConfig,
+    source: &dyn WeightSource,
+    device: &Device,
+) -> Result<(Llama, LoadReport), ModelError> {
     let mut report = LoadReport::default();
     let h = config.hidden_size;
     let qd = config.num_heads * config.head_dim;
@@ -368,17 +412,32 @@ pub fn load_llama(config: &LlamaConfig, source: &dyn WeightSource, device: &Devi
         Ok(t)
     };
     // A projection is INT8 when its weight has a `weight_scale` companion.
-    let mut proj = |base: &str, out: usize, inp: usize, bias: bool, get: &mut dyn FnMut(&str, &[usize]) -> Result<HostTensor, ModelError>| -> Result<Projection, ModelError> {
+    let mut proj = |base: &str,
+                    out: usize,
+                    inp: usize,
+                    bias: bool,
+                    get: &mut dyn FnMut(&str, &[usize]) -> Result<HostTensor, ModelError>|
+     -> Result<Projection, ModelError> {
         count += 1;
-        let b = if bias { Some(get(&format!("{base}.bias"), &[out])?) } else { None };
+        let b = if bias {
+            Some(get(&format!("{base}.bias"), &[out])?)
+        } else {
+            None
+        };
         let scale_name = format!("{base}.weight{}", crate::export::SCALE_SUFFIX);
         if source.contains(&scale_name) {
             let (q, shape) = source.load_i8(&format!("{base}.weight"))?;
             if shape != [out, inp] {
-                return Err(ModelError::Shape { origin: source.origin(), tensor: format!("{base}.weight"), expected: vec![out, inp], got: shape });
+                return Err(ModelError::Shape {
+                    origin: source.origin(),
+                    tensor: format!("{base}.weight"),
+                    expected: vec![out, inp],
+                    got: shape,
+                });
             }
             let scales = get(&scale_name, &[out])?.data;
-            let layer = crate::quant::Int8Linear::from_parts(&q, scales, out, inp, b.map(|b| b.data));
+            let layer =
+                crate::quant::Int8Linear::from_parts(&q, scales, out, inp, b.map(|b| b.data));
             return Ok(Projection::Int8(std::sync::Arc::new(layer)));
         }
         let w = get(&format!("{base}.weight"), &[out, inp])?;
@@ -398,11 +457,23 @@ pub fn load_llama(config: &LlamaConfig, source: &dyn WeightSource, device: &Devi
         let down = proj(&p("mlp.down_proj"), h, ff, false, &mut get)?;
         let attn_norm = to_tensor1(get(&p("input_layernorm.weight"), &[h])?, device);
         let mlp_norm = to_tensor1(get(&p("post_attention_layernorm.weight"), &[h])?, device);
-        layers.push(Block { attn_norm, q, k, v, o, mlp_norm, gate, up, down });
+        layers.push(Block {
+            attn_norm,
+            q,
+            k,
+            v,
+            o,
+            mlp_norm,
+            gate,
+            up,
+            down,
+        });
     }
     let final_norm = to_tensor1(get("model.norm.weight", &[h])?, device);
     let has_head = source.contains("lm_head.weight");
-    let lm_head = if has_head && source.contains(&format!("lm_head.weight{}", crate::export::SCALE_SUFFIX)) {
+    let lm_head = if has_head
+        && source.contains(&format!("lm_head.weight{}", crate::export::SCALE_SUFFIX))
+    {
         proj("lm_head", config.vocab_size, h, false, &mut get)?
     } else if has_head {
         let head = get("lm_head.weight", &[config.vocab_size, h])?;
@@ -426,7 +497,10 @@ pub fn load_llama(config: &LlamaConfig, source: &dyn WeightSource, device: &Devi
         });
     };
     report.tensors_loaded = count;
-    let embed = Tensor::from_data(TensorData::new(embed_host.data, [config.vocab_size, h]), device);
+    let embed = Tensor::from_data(
+        TensorData::new(embed_host.data, [config.vocab_size, h]),
+        device,
+    );
     Ok((
         Llama {
             config: config.clone(),

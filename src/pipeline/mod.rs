@@ -73,12 +73,30 @@ impl Stage {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunEvent {
-    StageStarted { stage: Stage, index: usize, total: usize },
+    StageStarted {
+        stage: Stage,
+        index: usize,
+        total: usize,
+    },
     /// Progress within a stage (`done` of `total` units).
-    Progress { stage: Stage, done: usize, total: usize, note: String },
-    Info { stage: Stage, line: String },
-    Warning { stage: Stage, line: String },
-    StageFinished { stage: Stage, seconds: f64 },
+    Progress {
+        stage: Stage,
+        done: usize,
+        total: usize,
+        note: String,
+    },
+    Info {
+        stage: Stage,
+        line: String,
+    },
+    Warning {
+        stage: Stage,
+        line: String,
+    },
+    StageFinished {
+        stage: Stage,
+        seconds: f64,
+    },
     Train(TrainEvent),
 }
 
@@ -158,41 +176,79 @@ impl TrainSink for MetricsSink<'_> {
         if let Err(e) = lora::save_peft(&dir, &self.lora, &weights, &self.model_id) {
             self.error = Some(e.to_string());
         }
-        self.run.event(&RunEvent::Info { stage: Stage::Train, line: format!("checkpoint {}", dir.display()) });
+        self.run.event(&RunEvent::Info {
+            stage: Stage::Train,
+            line: format!("checkpoint {}", dir.display()),
+        });
     }
 }
 
 fn read_prompts(path: &Path) -> Result<Vec<String>, PipelineError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Other(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PipelineError::Other(format!("{}: {e}", path.display())))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| PipelineError::Other(format!("{}: row {}: malformed JSON: {e}", path.display(), i + 1)))?;
-        let p = v
-            .get("prompt")
-            .and_then(|p| p.as_str())
-            .ok_or_else(|| PipelineError::Other(format!("{}: row {}: key `prompt` missing or not a string", path.display(), i + 1)))?;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            PipelineError::Other(format!(
+                "{}: row {}: malformed JSON: {e}",
+                path.display(),
+                i + 1
+            ))
+        })?;
+        let p = v.get("prompt").and_then(|p| p.as_str()).ok_or_else(|| {
+            PipelineError::Other(format!(
+                "{}: row {}: key `prompt` missing or not a string",
+                path.display(),
+                i + 1
+            ))
+        })?;
         out.push(p.to_string());
     }
     Ok(out)
 }
 
 fn actor() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The chat format of a model bundle: its own template (ChatML when it ships none).
 pub fn chat_format(bundle: &ModelBundle) -> Result<ChatFormat, PipelineError> {
     let tb = &bundle.tokenizer;
-    let token_text = |id: Option<u32>| id.and_then(|i| tb.tokenizer.id_to_token(i)).unwrap_or_default();
-    let template_src = tb.chat_template.clone().unwrap_or_else(|| CHATML_TEMPLATE.to_string());
-    let template = ChatTemplate::new(&template_src, &token_text(tb.bos_id), &token_text(tb.eos_id))?;
+    let token_text = |id: Option<u32>| {
+        id.and_then(|i| tb.tokenizer.id_to_token(i))
+            .unwrap_or_default()
+    };
+    let template_src = tb
+        .chat_template
+        .clone()
+        .unwrap_or_else(|| CHATML_TEMPLATE.to_string());
+    let template = ChatTemplate::new(
+        &template_src,
+        &token_text(tb.bos_id),
+        &token_text(tb.eos_id),
+    )?;
     let bos = if tb.add_bos { tb.bos_id } else { None };
-    Ok(ChatFormat::new(template, tb.tokenizer.clone(), bos, tb.eos_id)?)
+    Ok(ChatFormat::new(
+        template,
+        tb.tokenizer.clone(),
+        bos,
+        tb.eos_id,
+    )?)
 }
 
 /// Runs the whole recipe.
-pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: &AtomicBool) -> Result<RunSummary, PipelineError> {
+pub fn run(
+    recipe: &Recipe,
+    recipe_path: &Path,
+    sink: &mut dyn RunSink,
+    cancel: &AtomicBool,
+) -> Result<RunSummary, PipelineError> {
     let t_run = Instant::now();
     let base = recipe.base_dir(recipe_path);
     let stamp = time::OffsetDateTime::now_utc();
@@ -208,9 +264,15 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
     );
     let out_root = base.join(&recipe.run.output_dir);
     let run_dir = out_root.join(&run_id);
-    std::fs::create_dir_all(&run_dir).map_err(|e| PipelineError::Other(format!("{}: {e}", run_dir.display())))?;
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| PipelineError::Other(format!("{}: {e}", run_dir.display())))?;
     let recipe_json = serde_json::to_value(recipe).unwrap_or_default();
-    let _ = export::write_atomic(&run_dir.join("recipe.json"), serde_json::to_string_pretty(&recipe_json).unwrap_or_default().as_bytes());
+    let _ = export::write_atomic(
+        &run_dir.join("recipe.json"),
+        serde_json::to_string_pretty(&recipe_json)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     let mut audit = AuditLog::open(&out_root.join("audit.jsonl"))?;
     let total = Stage::ALL.len();
     let mut stage_i = 0usize;
@@ -218,16 +280,29 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
     let mut begin = |sink: &mut dyn RunSink, stage: Stage, stage_t: &mut Instant| {
         stage_i += 1;
         *stage_t = Instant::now();
-        sink.event(&RunEvent::StageStarted { stage, index: stage_i, total });
+        sink.event(&RunEvent::StageStarted {
+            stage,
+            index: stage_i,
+            total,
+        });
     };
-    let check_cancel = || if cancel.load(std::sync::atomic::Ordering::Relaxed) { Err(PipelineError::Cancelled) } else { Ok(()) };
+    let check_cancel = || {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(PipelineError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
 
     // 1. Model.
     begin(sink, Stage::Model, &mut stage_t);
     struct Notes<'a>(&'a mut dyn RunSink);
     impl source::ResolveSink for Notes<'_> {
         fn note(&mut self, line: &str) {
-            self.0.event(&RunEvent::Info { stage: Stage::Model, line: line.to_string() });
+            self.0.event(&RunEvent::Info {
+                stage: Stage::Model,
+                line: line.to_string(),
+            });
         }
     }
     let model_path = source::resolve(&recipe.model.source, &mut Notes(sink))?;
@@ -249,14 +324,23 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
             &bundle.sha256[..12]
         ),
     });
-    let pad = bundle.tokenizer.pad_id.or(bundle.tokenizer.eos_id).unwrap_or(0);
-    sink.event(&RunEvent::StageFinished { stage: Stage::Model, seconds: stage_t.elapsed().as_secs_f64() });
+    let pad = bundle
+        .tokenizer
+        .pad_id
+        .or(bundle.tokenizer.eos_id)
+        .unwrap_or(0);
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Model,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
 
     // 2. Data.
     begin(sink, Stage::Data, &mut stage_t);
     let mut scanner = Scanner::builtin();
     if let Some(extra) = &recipe.governance.extra_rules {
-        scanner = scanner.with_extra_rules(&base.join(extra)).map_err(|e| PipelineError::Other(e.to_string()))?;
+        scanner = scanner
+            .with_extra_rules(&base.join(extra))
+            .map_err(|e| PipelineError::Other(e.to_string()))?;
     }
     let mut used_records = Vec::new();
     let mut report_total = GovernanceReport::default();
@@ -266,8 +350,19 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         let path = base.join(&d.path);
         let records = ingest::read_records(&path, d.format, &d.level_column)?;
         let n = records.len();
-        let (used, decisions, report) = govern::govern(records, &scanner, &recipe.governance.policy, &recipe.governance.source_rules, d.default_level)?;
-        sink.event(&RunEvent::Progress { stage: Stage::Data, done: i + 1, total: recipe.datasets.len(), note: format!("{}: {n} rows, {} used", d.path.display(), used.len()) });
+        let (used, decisions, report) = govern::govern(
+            records,
+            &scanner,
+            &recipe.governance.policy,
+            &recipe.governance.source_rules,
+            d.default_level,
+        )?;
+        sink.event(&RunEvent::Progress {
+            stage: Stage::Data,
+            done: i + 1,
+            total: recipe.datasets.len(),
+            note: format!("{}: {n} rows, {} used", d.path.display(), used.len()),
+        });
         let file_sha = crate::model::sha256_file(&path)?;
         audit.append(AuditEntry {
             time: crate::audit::now_rfc3339(),
@@ -276,7 +371,12 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
             content_sha256: file_sha.clone(),
             level: report.highest_level_used,
             score: None,
-            decision: format!("used {} of {} rows ({})", used.len(), n, serde_json::to_string(&report.per_action).unwrap_or_default()),
+            decision: format!(
+                "used {} of {} rows ({})",
+                used.len(),
+                n,
+                serde_json::to_string(&report.per_action).unwrap_or_default()
+            ),
             model: Some(run_id.clone()),
             extra: Default::default(),
         })?;
@@ -286,15 +386,25 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         used_records.extend(used);
     }
     {
-        let mut f = std::fs::File::create(run_dir.join("data_decisions.jsonl")).map_err(|e| PipelineError::Other(e.to_string()))?;
+        let mut f = std::fs::File::create(run_dir.join("data_decisions.jsonl"))
+            .map_err(|e| PipelineError::Other(e.to_string()))?;
         for d in &decisions_all {
             let _ = writeln!(f, "{}", serde_json::to_string(d).unwrap_or_default());
         }
     }
-    sink.event(&RunEvent::Info { stage: Stage::Data, line: format!("per level: {}", fmt_counts(&report_total.per_level)) });
-    sink.event(&RunEvent::Info { stage: Stage::Data, line: format!("per action: {}", fmt_counts(&report_total.per_action)) });
+    sink.event(&RunEvent::Info {
+        stage: Stage::Data,
+        line: format!("per level: {}", fmt_counts(&report_total.per_level)),
+    });
+    sink.event(&RunEvent::Info {
+        stage: Stage::Data,
+        line: format!("per action: {}", fmt_counts(&report_total.per_action)),
+    });
     if !report_total.findings_per_kind.is_empty() {
-        sink.event(&RunEvent::Info { stage: Stage::Data, line: format!("findings: {}", fmt_counts(&report_total.findings_per_kind)) });
+        sink.event(&RunEvent::Info {
+            stage: Stage::Data,
+            line: format!("findings: {}", fmt_counts(&report_total.findings_per_kind)),
+        });
     }
     let data_fingerprint = govern::fingerprint(&used_records);
     let examples: Vec<Example> = used_records
@@ -302,14 +412,31 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         .map(|r| format.example(r, recipe.training.max_seq_len))
         .collect::<Result<_, _>>()?;
     if examples.len() < 2 {
-        return Err(PipelineError::Other(format!("only {} usable rows after governance; need at least 2", examples.len())));
+        return Err(PipelineError::Other(format!(
+            "only {} usable rows after governance; need at least 2",
+            examples.len()
+        )));
     }
-    let (train_set, val_set) = tokenize::split(&examples, recipe.training.validation_fraction, recipe.run.seed);
+    let (train_set, val_set) = tokenize::split(
+        &examples,
+        recipe.training.validation_fraction,
+        recipe.run.seed,
+    );
     sink.event(&RunEvent::Info {
         stage: Stage::Data,
-        line: format!("{} train / {} validation examples; highest level used: {}", train_set.len(), val_set.len(), report_total.highest_level_used.map_or("none".into(), |l| l.to_string())),
+        line: format!(
+            "{} train / {} validation examples; highest level used: {}",
+            train_set.len(),
+            val_set.len(),
+            report_total
+                .highest_level_used
+                .map_or("none".into(), |l| l.to_string())
+        ),
     });
-    sink.event(&RunEvent::StageFinished { stage: Stage::Data, seconds: stage_t.elapsed().as_secs_f64() });
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Data,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
     check_cancel()?;
 
     // 3. Baseline.
@@ -317,11 +444,15 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
     let infer_dev = crate::backend::inference_device();
     let (base_model, load_report) = bundle.build(&infer_dev)?;
     for w in &load_report.warnings {
-        sink.event(&RunEvent::Warning { stage: Stage::Baseline, line: w.clone() });
+        sink.event(&RunEvent::Warning {
+            stage: Stage::Baseline,
+            line: w.clone(),
+        });
     }
     let heldout_tokens = match &recipe.eval.heldout_text {
         Some(p) => {
-            let text = std::fs::read_to_string(base.join(p)).map_err(|e| PipelineError::Other(format!("{}: {e}", base.join(p).display())))?;
+            let text = std::fs::read_to_string(base.join(p))
+                .map_err(|e| PipelineError::Other(format!("{}: {e}", base.join(p).display())))?;
             let mut ids = format.encode(&text)?;
             ids.truncate(recipe.eval.heldout_max_tokens);
             Some(ids)
@@ -333,16 +464,28 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         None => vec![],
     };
     let window = recipe.training.max_seq_len;
-    let heldout_ppl_before = heldout_tokens.as_ref().map(|t| eval::text_perplexity(&base_model, t, window, pad));
+    let heldout_ppl_before = heldout_tokens
+        .as_ref()
+        .map(|t| eval::text_perplexity(&base_model, t, window, pad));
     if let Some(p) = heldout_ppl_before {
-        sink.event(&RunEvent::Info { stage: Stage::Baseline, line: format!("held-out perplexity {p:.2}") });
+        sink.event(&RunEvent::Info {
+            stage: Stage::Baseline,
+            line: format!("held-out perplexity {p:.2}"),
+        });
     }
-    let prompts_before = eval::answer_prompts(&base_model, &format, &prompts, recipe.eval.max_new_tokens);
+    let prompts_before =
+        eval::answer_prompts(&base_model, &format, &prompts, recipe.eval.max_new_tokens);
     for r in &prompts_before {
-        sink.event(&RunEvent::Info { stage: Stage::Baseline, line: format!("{:?} -> {:?}", r.prompt, r.answer) });
+        sink.event(&RunEvent::Info {
+            stage: Stage::Baseline,
+            line: format!("{:?} -> {:?}", r.prompt, r.answer),
+        });
     }
     drop(base_model);
-    sink.event(&RunEvent::StageFinished { stage: Stage::Baseline, seconds: stage_t.elapsed().as_secs_f64() });
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Baseline,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
     check_cancel()?;
 
     // 4. Train.
@@ -368,10 +511,26 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         checkpoint_every: recipe.training.checkpoint_every,
         seed: recipe.run.seed,
     };
-    let metrics = std::fs::File::create(run_dir.join("metrics.jsonl")).map_err(|e| PipelineError::Other(e.to_string()))?;
+    let metrics = std::fs::File::create(run_dir.join("metrics.jsonl"))
+        .map_err(|e| PipelineError::Other(e.to_string()))?;
     let model_id = format!("workbench/{run_id}");
-    let mut msink = MetricsSink { file: metrics, run: sink, checkpoints: run_dir.join("checkpoints"), lora: lora_cfg.clone(), model_id: model_id.clone(), error: None };
-    let training = train::train(&mut train_model, &train_set, &val_set, &settings, pad, &mut msink, cancel);
+    let mut msink = MetricsSink {
+        file: metrics,
+        run: sink,
+        checkpoints: run_dir.join("checkpoints"),
+        lora: lora_cfg.clone(),
+        model_id: model_id.clone(),
+        error: None,
+    };
+    let training = train::train(
+        &mut train_model,
+        &train_set,
+        &val_set,
+        &settings,
+        pad,
+        &mut msink,
+        cancel,
+    );
     if let Some(e) = msink.error.take() {
         return Err(PipelineError::Other(format!("checkpoint failed: {e}")));
     }
@@ -382,29 +541,57 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
     drop(train_model);
     sink.event(&RunEvent::Info {
         stage: Stage::Train,
-        line: format!("validation loss {:.4} -> {:.4} in {} steps ({:.0} s)", training.val_loss_before, training.val_loss_after, training.steps, training.seconds),
+        line: format!(
+            "validation loss {:.4} -> {:.4} in {} steps ({:.0} s)",
+            training.val_loss_before, training.val_loss_after, training.steps, training.seconds
+        ),
     });
-    sink.event(&RunEvent::StageFinished { stage: Stage::Train, seconds: stage_t.elapsed().as_secs_f64() });
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Train,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
 
     // 5. Evaluate (base + adapter, f32).
     begin(sink, Stage::Evaluate, &mut stage_t);
     let (mut adapted, _) = bundle.build(&infer_dev)?;
-    lora::attach_weights(&mut adapted, &lora_cfg, &adapter, &infer_dev).map_err(PipelineError::Other)?;
-    let heldout_ppl_after = heldout_tokens.as_ref().map(|t| eval::text_perplexity(&adapted, t, window, pad));
-    let prompts_after = eval::answer_prompts(&adapted, &format, &prompts, recipe.eval.max_new_tokens);
+    lora::attach_weights(&mut adapted, &lora_cfg, &adapter, &infer_dev)
+        .map_err(PipelineError::Other)?;
+    let heldout_ppl_after = heldout_tokens
+        .as_ref()
+        .map(|t| eval::text_perplexity(&adapted, t, window, pad));
+    let prompts_after =
+        eval::answer_prompts(&adapted, &format, &prompts, recipe.eval.max_new_tokens);
     for r in &prompts_after {
-        sink.event(&RunEvent::Info { stage: Stage::Evaluate, line: format!("{:?} -> {:?}{}", r.prompt, r.answer, if r.stopped { "" } else { " [no stop]" }) });
+        sink.event(&RunEvent::Info {
+            stage: Stage::Evaluate,
+            line: format!(
+                "{:?} -> {:?}{}",
+                r.prompt,
+                r.answer,
+                if r.stopped { "" } else { " [no stop]" }
+            ),
+        });
     }
-    sink.event(&RunEvent::StageFinished { stage: Stage::Evaluate, seconds: stage_t.elapsed().as_secs_f64() });
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Evaluate,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
     check_cancel()?;
 
     // 6. Merge and INT8.
     begin(sink, Stage::Quantize, &mut stage_t);
     let merged = lora::merge(&adapted);
-    let probe = format.prompt_ids(&[crate::data::template::Message::new("user", "What is the capital of France?")])?;
+    let probe = format.prompt_ids(&[crate::data::template::Message::new(
+        "user",
+        "What is the capital of France?",
+    )])?;
     // The check runs in f64: it compares the exported f32 merged weights with base + adapter
     // exactly, free of the f32 rounding that two different summation orders produce.
-    let merge_diff = eval::max_logit_diff(&adapted.cast(FloatDType::F64), &merged.cast(FloatDType::F64), &probe);
+    let merge_diff = eval::max_logit_diff(
+        &adapted.cast(FloatDType::F64),
+        &merged.cast(FloatDType::F64),
+        &probe,
+    );
     let merge_diff_f32 = eval::max_logit_diff(&adapted, &merged, &probe);
     if !(merge_diff <= MERGE_TOLERANCE) {
         return Err(PipelineError::Other(format!(
@@ -416,8 +603,12 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
     let f32_bytes = merged.weight_bytes();
     let (int8, int8_bytes, heldout_ppl_int8, agreement) = if recipe.quantize.int8 {
         let (q, qr) = crate::quant::quantize_model(&merged);
-        let ppl = heldout_tokens.as_ref().map(|t| eval::text_perplexity(&q, t, window, pad));
-        let agree = heldout_tokens.as_ref().map(|t| eval::top1_agreement(&merged, &q, &t[..t.len().min(window)]));
+        let ppl = heldout_tokens
+            .as_ref()
+            .map(|t| eval::text_perplexity(&q, t, window, pad));
+        let agree = heldout_tokens
+            .as_ref()
+            .map(|t| eval::top1_agreement(&merged, &q, &t[..t.len().min(window)]));
         sink.event(&RunEvent::Info {
             stage: Stage::Quantize,
             line: format!(
@@ -438,16 +629,43 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
     } else {
         (None, None, None, None)
     };
-    sink.event(&RunEvent::StageFinished { stage: Stage::Quantize, seconds: stage_t.elapsed().as_secs_f64() });
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Quantize,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
     check_cancel()?;
 
     // 7. Bench.
     begin(sink, Stage::Bench, &mut stage_t);
-    let bench_prompts: Vec<String> = if recipe.bench.prompts.is_empty() { prompts.iter().take(3).cloned().collect() } else { recipe.bench.prompts.clone() };
-    let bench_prompts = if bench_prompts.is_empty() { vec!["Tell me about the sea.".to_string()] } else { bench_prompts };
-    let mut bench_results = vec![bench::bench_model("f32", &merged, &format, &bench_prompts, recipe.bench.decode_tokens, recipe.bench.repeats, f32_bytes)];
+    let bench_prompts: Vec<String> = if recipe.bench.prompts.is_empty() {
+        prompts.iter().take(3).cloned().collect()
+    } else {
+        recipe.bench.prompts.clone()
+    };
+    let bench_prompts = if bench_prompts.is_empty() {
+        vec!["Tell me about the sea.".to_string()]
+    } else {
+        bench_prompts
+    };
+    let mut bench_results = vec![bench::bench_model(
+        "f32",
+        &merged,
+        &format,
+        &bench_prompts,
+        recipe.bench.decode_tokens,
+        recipe.bench.repeats,
+        f32_bytes,
+    )];
     if let (Some(q), Some(b)) = (&int8, int8_bytes) {
-        bench_results.push(bench::bench_model("int8", q, &format, &bench_prompts, recipe.bench.decode_tokens, recipe.bench.repeats, b));
+        bench_results.push(bench::bench_model(
+            "int8",
+            q,
+            &format,
+            &bench_prompts,
+            recipe.bench.decode_tokens,
+            recipe.bench.repeats,
+            b,
+        ));
     }
     for b in &bench_results {
         sink.event(&RunEvent::Info {
@@ -459,9 +677,18 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         });
     }
     if bench_results.len() == 2 {
-        sink.event(&RunEvent::Info { stage: Stage::Bench, line: format!("INT8 / f32 decode speed: {:.2}x", bench_results[1].decode_tokens_per_s / bench_results[0].decode_tokens_per_s) });
+        sink.event(&RunEvent::Info {
+            stage: Stage::Bench,
+            line: format!(
+                "INT8 / f32 decode speed: {:.2}x",
+                bench_results[1].decode_tokens_per_s / bench_results[0].decode_tokens_per_s
+            ),
+        });
     }
-    sink.event(&RunEvent::StageFinished { stage: Stage::Bench, seconds: stage_t.elapsed().as_secs_f64() });
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Bench,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
 
     // 8. Export.
     begin(sink, Stage::Export, &mut stage_t);
@@ -482,7 +709,13 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
     });
     let tb = &bundle.tokenizer;
     let token_text = |id: Option<u32>| id.and_then(|i| tb.tokenizer.id_to_token(i));
-    let report_md = render_report(&run_id, &report_total, &training, &summary_eval, &bench_results);
+    let report_md = render_report(
+        &run_id,
+        &report_total,
+        &training,
+        &summary_eval,
+        &bench_results,
+    );
     let inputs = ExportInputs {
         run_id: run_id.clone(),
         model_id: model_id.clone(),
@@ -506,15 +739,29 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         time: crate::audit::now_rfc3339(),
         actor: actor(),
         action: "export".into(),
-        content_sha256: manifest.files.get("model.safetensors").cloned().unwrap_or_default(),
+        content_sha256: manifest
+            .files
+            .get("model.safetensors")
+            .cloned()
+            .unwrap_or_default(),
         level: report_total.highest_level_used,
         score: None,
         decision: format!("exported {}", artifact.display()),
         model: Some(model_id.clone()),
         extra: Default::default(),
     })?;
-    sink.event(&RunEvent::Info { stage: Stage::Export, line: format!("artifact {} ({} files)", artifact.display(), manifest.files.len() + 1) });
-    sink.event(&RunEvent::StageFinished { stage: Stage::Export, seconds: stage_t.elapsed().as_secs_f64() });
+    sink.event(&RunEvent::Info {
+        stage: Stage::Export,
+        line: format!(
+            "artifact {} ({} files)",
+            artifact.display(),
+            manifest.files.len() + 1
+        ),
+    });
+    sink.event(&RunEvent::StageFinished {
+        stage: Stage::Export,
+        seconds: stage_t.elapsed().as_secs_f64(),
+    });
 
     let summary = RunSummary {
         run_id,
@@ -538,7 +785,12 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, sink: &mut dyn RunSink, cancel: 
         bench: bench_results,
         seconds: t_run.elapsed().as_secs_f64(),
     };
-    let _ = export::write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes());
+    let _ = export::write_atomic(
+        &run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     Ok(summary)
 }
 
@@ -561,31 +813,89 @@ fn merge_reports(total: &mut GovernanceReport, r: &GovernanceReport) {
 }
 
 fn fmt_counts(m: &std::collections::BTreeMap<String, usize>) -> String {
-    m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn render_report(run_id: &str, g: &GovernanceReport, t: &TrainSummary, eval: &serde_json::Value, bench: &[BenchResult]) -> String {
+fn render_report(
+    run_id: &str,
+    g: &GovernanceReport,
+    t: &TrainSummary,
+    eval: &serde_json::Value,
+    bench: &[BenchResult],
+) -> String {
     let mut s = format!("# workbench run {run_id}\n\n## Data\n\n");
-    s += &format!("- rows in: {}, used for training: {}\n", g.rows_in, g.rows_used);
-    s += &format!("- per level: {}\n- per action: {}\n", fmt_counts(&g.per_level), fmt_counts(&g.per_action));
-    s += &format!("- highest level used in training: {}\n\n", g.highest_level_used.map_or_else(|| "none".to_string(), |l: Level| l.to_string()));
+    s += &format!(
+        "- rows in: {}, used for training: {}\n",
+        g.rows_in, g.rows_used
+    );
+    s += &format!(
+        "- per level: {}\n- per action: {}\n",
+        fmt_counts(&g.per_level),
+        fmt_counts(&g.per_action)
+    );
+    s += &format!(
+        "- highest level used in training: {}\n\n",
+        g.highest_level_used
+            .map_or_else(|| "none".to_string(), |l: Level| l.to_string())
+    );
     s += "## Training\n\n";
-    s += &format!("- steps: {}, trained tokens: {}, {:.0} s\n", t.steps, t.trained_tokens, t.seconds);
-    s += &format!("- validation loss: {:.4} -> {:.4}\n\n", t.val_loss_before, t.val_loss_after);
+    s += &format!(
+        "- steps: {}, trained tokens: {}, {:.0} s\n",
+        t.steps, t.trained_tokens, t.seconds
+    );
+    s += &format!(
+        "- validation loss: {:.4} -> {:.4}\n\n",
+        t.val_loss_before, t.val_loss_after
+    );
     s += "## Evaluation\n\n";
-    for k in ["val_ppl_before", "val_ppl_after", "heldout_ppl_before", "heldout_ppl_after", "heldout_ppl_int8", "int8_top1_agreement", "merge_max_logit_diff"] {
-        s += &format!("- {k}: {}\n", eval.get(k).map(|v| v.to_string()).unwrap_or_default());
+    for k in [
+        "val_ppl_before",
+        "val_ppl_after",
+        "heldout_ppl_before",
+        "heldout_ppl_after",
+        "heldout_ppl_int8",
+        "int8_top1_agreement",
+        "merge_max_logit_diff",
+    ] {
+        s += &format!(
+            "- {k}: {}\n",
+            eval.get(k).map(|v| v.to_string()).unwrap_or_default()
+        );
     }
     s += "\n| prompt | before | after |\n|---|---|---|\n";
-    if let (Some(b), Some(a)) = (eval["prompts_before"].as_array(), eval["prompts_after"].as_array()) {
+    if let (Some(b), Some(a)) = (
+        eval["prompts_before"].as_array(),
+        eval["prompts_after"].as_array(),
+    ) {
         for (x, y) in b.iter().zip(a) {
-            let cell = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").replace('|', "\\|").replace('\n', " ");
-            s += &format!("| {} | {} | {} |\n", cell(x, "prompt"), cell(x, "answer"), cell(y, "answer"));
+            let cell = |v: &serde_json::Value, k: &str| {
+                v[k].as_str()
+                    .unwrap_or("")
+                    .replace('|', "\\|")
+                    .replace('\n', " ")
+            };
+            s += &format!(
+                "| {} | {} | {} |\n",
+                cell(x, "prompt"),
+                cell(x, "answer"),
+                cell(y, "answer")
+            );
         }
     }
     s += "\n## Latency\n\n| model | TTFT p50 ms | TTFT p95 ms | decode tok/s | per-token p95 ms | weights MiB |\n|---|---|---|---|---|---|\n";
     for b in bench {
-        s += &format!("| {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} |\n", b.label, b.ttft_ms_p50, b.ttft_ms_p95, b.decode_tokens_per_s, b.decode_ms_per_token_p95, b.weight_mib);
+        s += &format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} |\n",
+            b.label,
+            b.ttft_ms_p50,
+            b.ttft_ms_p95,
+            b.decode_tokens_per_s,
+            b.decode_ms_per_token_p95,
+            b.weight_mib
+        );
     }
     s
 }
@@ -600,14 +910,26 @@ pub struct LoadedModel {
 }
 
 /// Resolves and loads a model or an exported artifact for generation or serving.
-pub fn open_model(spec: &str, notes: &mut dyn source::ResolveSink) -> Result<LoadedModel, PipelineError> {
+pub fn open_model(
+    spec: &str,
+    notes: &mut dyn source::ResolveSink,
+) -> Result<LoadedModel, PipelineError> {
     let path = source::resolve(spec, notes)?;
-    let manifest = if path.join("manifest.json").exists() { Some(export::verify_artifact(&path)?) } else { None };
+    let manifest = if path.join("manifest.json").exists() {
+        Some(export::verify_artifact(&path)?)
+    } else {
+        None
+    };
     let bundle = ModelBundle::open(&path)?;
     let format = chat_format(&bundle)?;
     let (model, report) = bundle.build(&crate::backend::inference_device())?;
     for w in report.warnings {
         notes.note(&format!("warning: {w}"));
     }
-    Ok(LoadedModel { model, format, bundle, manifest })
+    Ok(LoadedModel {
+        model,
+        format,
+        bundle,
+        manifest,
+    })
 }

@@ -42,8 +42,17 @@ fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
 
 impl Int8Linear {
     /// Quantizes an f32 weight given row-major as `[out, in]`.
-    pub fn from_rows(weight: &[f32], out_features: usize, in_features: usize, bias: Option<Vec<f32>>) -> Self {
-        assert_eq!(weight.len(), out_features * in_features, "weight length must be out × in");
+    pub fn from_rows(
+        weight: &[f32],
+        out_features: usize,
+        in_features: usize,
+        bias: Option<Vec<f32>>,
+    ) -> Self {
+        assert_eq!(
+            weight.len(),
+            out_features * in_features,
+            "weight length must be out × in"
+        );
         let in_padded = in_features.div_ceil(BLOCK) * BLOCK;
         let mut weights = vec![0i8; out_features * in_padded];
         let mut scales = vec![0.0f32; out_features];
@@ -52,19 +61,43 @@ impl Int8Linear {
             .zip(scales.par_iter_mut())
             .enumerate()
             .for_each(|(r, (dst, s))| {
-                *s = quantize_row(&weight[r * in_features..(r + 1) * in_features], &mut dst[..in_features]);
+                *s = quantize_row(
+                    &weight[r * in_features..(r + 1) * in_features],
+                    &mut dst[..in_features],
+                );
             });
-        Self { in_features, out_features, weights, scales, bias, in_padded }
+        Self {
+            in_features,
+            out_features,
+            weights,
+            scales,
+            bias,
+            in_padded,
+        }
     }
 
     /// Rebuilds a layer from stored INT8 rows (`[out, in]`, unpadded) and scales.
-    pub fn from_parts(q: &[i8], scales: Vec<f32>, out_features: usize, in_features: usize, bias: Option<Vec<f32>>) -> Self {
+    pub fn from_parts(
+        q: &[i8],
+        scales: Vec<f32>,
+        out_features: usize,
+        in_features: usize,
+        bias: Option<Vec<f32>>,
+    ) -> Self {
         let in_padded = in_features.div_ceil(BLOCK) * BLOCK;
         let mut weights = vec![0i8; out_features * in_padded];
         for r in 0..out_features {
-            weights[r * in_padded..r * in_padded + in_features].copy_from_slice(&q[r * in_features..(r + 1) * in_features]);
+            weights[r * in_padded..r * in_padded + in_features]
+                .copy_from_slice(&q[r * in_features..(r + 1) * in_features]);
         }
-        Self { in_features, out_features, weights, scales, bias, in_padded }
+        Self {
+            in_features,
+            out_features,
+            weights,
+            scales,
+            bias,
+            in_padded,
+        }
     }
 
     pub fn in_features(&self) -> usize {
@@ -89,7 +122,9 @@ impl Int8Linear {
     pub fn rows_unpadded(&self) -> Vec<i8> {
         let mut out = Vec::with_capacity(self.out_features * self.in_features);
         for r in 0..self.out_features {
-            out.extend_from_slice(&self.weights[r * self.in_padded..r * self.in_padded + self.in_features]);
+            out.extend_from_slice(
+                &self.weights[r * self.in_padded..r * self.in_padded + self.in_features],
+            );
         }
         out
     }
@@ -99,7 +134,11 @@ impl Int8Linear {
         let mut out = Vec::with_capacity(self.out_features * self.in_features);
         for r in 0..self.out_features {
             let s = self.scales[r];
-            out.extend(self.weights[r * self.in_padded..r * self.in_padded + self.in_features].iter().map(|&q| q as f32 * s));
+            out.extend(
+                self.weights[r * self.in_padded..r * self.in_padded + self.in_features]
+                    .iter()
+                    .map(|&q| q as f32 * s),
+            );
         }
         out
     }
@@ -120,7 +159,11 @@ impl Int8Linear {
                 let lo = b * BLOCK;
                 let hi = (lo + BLOCK).min(self.in_features);
                 let dst = &mut xq[r * self.in_padded + lo..r * self.in_padded + lo + BLOCK];
-                xs[r * blocks + b] = if lo < hi { quantize_row(&row[lo..hi], &mut dst[..hi - lo]) } else { 0.0 };
+                xs[r * blocks + b] = if lo < hi {
+                    quantize_row(&row[lo..hi], &mut dst[..hi - lo])
+                } else {
+                    0.0
+                };
             }
         }
         let mut out = vec![0.0f32; rows * self.out_features];
@@ -253,7 +296,11 @@ pub struct QuantReport {
 /// projections are merged first.
 pub fn quantize_model(model: &Llama) -> (Llama, QuantReport) {
     let mut q = model.clone();
-    let mut report = QuantReport { f32_linear_bytes: 0, int8_linear_bytes: 0, layers_quantized: 0 };
+    let mut report = QuantReport {
+        f32_linear_bytes: 0,
+        int8_linear_bytes: 0,
+        layers_quantized: 0,
+    };
     let mut convert = |p: &mut Projection| {
         if let Some((rows, out, inp, bias)) = dense_rows(p) {
             report.f32_linear_bytes += rows.len() * 4;
@@ -304,13 +351,20 @@ mod tests {
                 max_ref = max_ref.max(exact.abs());
             }
         }
-        assert!(max_err / max_ref < 0.02, "relative error {}", max_err / max_ref);
+        assert!(
+            max_err / max_ref < 0.02,
+            "relative error {}",
+            max_err / max_ref
+        );
     }
 
     #[test]
     fn simd_equals_scalar() {
         let w: Vec<i8> = (0..256).map(|i| ((i * 37) % 255) as i8).collect();
-        let x: Vec<i8> = (0..256).map(|i| ((i * 91 + 7) % 255) as i8).map(|v| v.max(-127)).collect();
+        let x: Vec<i8> = (0..256)
+            .map(|i| ((i * 91 + 7) % 255) as i8)
+            .map(|v| v.max(-127))
+            .collect();
         let w: Vec<i8> = w.into_iter().map(|v| v.max(-127)).collect();
         let s: Vec<f32> = (0..8).map(|i| 0.01 * (i + 1) as f32).collect();
         let a = dot_scalar(&w, &x, &s);

@@ -223,7 +223,11 @@ pub struct BenchSection {
 
 impl Default for BenchSection {
     fn default() -> Self {
-        Self { decode_tokens: default_bench_tokens(), repeats: default_repeats(), prompts: vec![] }
+        Self {
+            decode_tokens: default_bench_tokens(),
+            repeats: default_repeats(),
+            prompts: vec![],
+        }
     }
 }
 
@@ -284,10 +288,16 @@ impl Recipe {
             }
         }
         if t.max_seq_len < 8 {
-            p.push(format!("`training.max_seq_len` must be >= 8 (got {})", t.max_seq_len));
+            p.push(format!(
+                "`training.max_seq_len` must be >= 8 (got {})",
+                t.max_seq_len
+            ));
         }
         if !(t.learning_rate > 0.0 && t.learning_rate < 1.0) {
-            p.push(format!("`training.learning_rate` must be in (0, 1) (got {})", t.learning_rate));
+            p.push(format!(
+                "`training.learning_rate` must be in (0, 1) (got {})",
+                t.learning_rate
+            ));
         }
         if t.warmup_steps > t.max_steps {
             p.push(format!(
@@ -302,16 +312,28 @@ impl Recipe {
             ));
         }
         if t.grad_clip < 0.0 {
-            p.push(format!("`training.grad_clip` must be >= 0 (got {})", t.grad_clip));
+            p.push(format!(
+                "`training.grad_clip` must be >= 0 (got {})",
+                t.grad_clip
+            ));
         }
         if t.weight_decay < 0.0 {
-            p.push(format!("`training.weight_decay` must be >= 0 (got {})", t.weight_decay));
+            p.push(format!(
+                "`training.weight_decay` must be >= 0 (got {})",
+                t.weight_decay
+            ));
         }
         if !(0.0..1.0).contains(&self.lora.lora_dropout) {
-            p.push(format!("`lora.lora_dropout` must be in [0, 1) (got {})", self.lora.lora_dropout));
+            p.push(format!(
+                "`lora.lora_dropout` must be in [0, 1) (got {})",
+                self.lora.lora_dropout
+            ));
         }
         if self.lora.lora_alpha <= 0.0 {
-            p.push(format!("`lora.lora_alpha` must be > 0 (got {})", self.lora.lora_alpha));
+            p.push(format!(
+                "`lora.lora_alpha` must be > 0 (got {})",
+                self.lora.lora_alpha
+            ));
         }
         if self.lora.target_modules.is_empty() {
             p.push("`lora.target_modules` must name at least one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj".into());
@@ -328,10 +350,16 @@ impl Recipe {
         for (i, d) in self.datasets.iter().enumerate() {
             let full = base.join(&d.path);
             if !full.exists() {
-                p.push(format!("`datasets[{i}].path`: file {} does not exist", full.display()));
+                p.push(format!(
+                    "`datasets[{i}].path`: file {} does not exist",
+                    full.display()
+                ));
             }
         }
-        for (key, f) in [("eval.heldout_text", &self.eval.heldout_text), ("eval.prompts", &self.eval.prompts)] {
+        for (key, f) in [
+            ("eval.heldout_text", &self.eval.heldout_text),
+            ("eval.prompts", &self.eval.prompts),
+        ] {
             if let Some(f) = f {
                 let full = base.join(f);
                 if !full.exists() {
@@ -341,23 +369,40 @@ impl Recipe {
         }
         if let Some(f) = &self.governance.extra_rules {
             if !base.join(f).exists() {
-                p.push(format!("`governance.extra_rules`: file {} does not exist", base.join(f).display()));
+                p.push(format!(
+                    "`governance.extra_rules`: file {} does not exist",
+                    base.join(f).display()
+                ));
             }
         }
         if p.is_empty() {
             Ok(())
         } else {
-            Err(RecipeError::Invalid { path: path.display().to_string(), problems: p })
+            Err(RecipeError::Invalid {
+                path: path.display().to_string(),
+                problems: p,
+            })
         }
     }
 
     /// Relative paths in a recipe are resolved against the folder above `recipes/`
     /// (the project root) when the recipe lives in a `recipes` folder, else its own folder.
     pub fn base_dir(&self, recipe_path: &Path) -> PathBuf {
-        let parent = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
+        let parent = recipe_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let parent = if parent.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            parent
+        };
         if parent.file_name().is_some_and(|n| n == "recipes") {
-            parent.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
+            parent
+                .parent()
+                .map(Path::to_path_buf)
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from("."))
         } else {
             parent
         }

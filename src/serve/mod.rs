@@ -22,7 +22,9 @@ use crate::data::dlp::{self, Category, Scanner};
 use crate::data::template::Message;
 use crate::generate::{self, FinishReason, SamplingParams};
 use crate::pipeline::LoadedModel;
-use wire::{ApiError, ChatRequest, ChatResponse, Choice, ChoiceMessage, ModelCard, ModelList, Usage};
+use wire::{
+    ApiError, ChatRequest, ChatResponse, Choice, ChoiceMessage, ModelCard, ModelList, Usage,
+};
 
 /// Default and largest number of tokens one request may generate.
 pub const DEFAULT_MAX_TOKENS: usize = 256;
@@ -48,7 +50,11 @@ pub struct KeyFileError {
 /// Reads a key file: one key per line, `ID SECRET [CLEARANCE]` (clearance defaults to
 /// INTERNAL); `#` starts a comment.
 pub fn read_keys(path: &Path) -> Result<Vec<ApiKey>, KeyFileError> {
-    let err = |line: usize, why: String| KeyFileError { path: path.display().to_string(), line, why };
+    let err = |line: usize, why: String| KeyFileError {
+        path: path.display().to_string(),
+        line,
+        why,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| err(0, e.to_string()))?;
     let mut keys = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -61,13 +67,22 @@ pub fn read_keys(path: &Path) -> Result<Vec<ApiKey>, KeyFileError> {
             return Err(err(i + 1, "expected `ID SECRET [CLEARANCE]`".into()));
         }
         if parts[1].len() < 16 {
-            return Err(err(i + 1, format!("key {:?}: secret must be at least 16 characters", parts[0])));
+            return Err(err(
+                i + 1,
+                format!("key {:?}: secret must be at least 16 characters", parts[0]),
+            ));
         }
         let clearance = match parts.get(2) {
-            Some(c) => c.parse::<Level>().map_err(|_| err(i + 1, format!("unknown clearance {c:?}")))?,
+            Some(c) => c
+                .parse::<Level>()
+                .map_err(|_| err(i + 1, format!("unknown clearance {c:?}")))?,
             None => Level::Internal,
         };
-        keys.push(ApiKey { id: parts[0].to_string(), secret_sha256: Sha256::digest(parts[1].as_bytes()).into(), clearance });
+        keys.push(ApiKey {
+            id: parts[0].to_string(),
+            secret_sha256: Sha256::digest(parts[1].as_bytes()).into(),
+            clearance,
+        });
     }
     if keys.is_empty() {
         return Err(err(0, "no keys in file".into()));
@@ -100,11 +115,21 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 impl Engine {
     fn authenticate(&self, headers: &HeaderMap) -> Result<(String, Level), ApiError> {
-        let Some(keys) = &self.keys else { return Ok(("anonymous".into(), Level::Secret)) };
-        let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <key>` header"))?;
+        let Some(keys) = &self.keys else {
+            return Ok(("anonymous".into(), Level::Secret));
+        };
+        let header = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::unauthorized("missing `Authorization: Bearer <key>` header")
+        })?;
         let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        let key = keys.iter().find(|k| constant_time_eq(&k.secret_sha256, &digest)).ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+        let key = keys
+            .iter()
+            .find(|k| constant_time_eq(&k.secret_sha256, &digest))
+            .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
         Ok((key.id.clone(), key.clearance))
     }
 
@@ -130,13 +155,29 @@ impl Engine {
         let (actor, clearance) = match self.authenticate(headers) {
             Ok(v) => v,
             Err(e) => {
-                self.audit("unauthenticated", "serve.chat", "", None, "refused: unauthorized");
+                self.audit(
+                    "unauthenticated",
+                    "serve.chat",
+                    "",
+                    None,
+                    "refused: unauthorized",
+                );
                 return Err(e);
             }
         };
-        let prompt_text: String = req.messages.iter().map(|m| format!("{}: {}\n", m.role, m.content.as_text())).collect();
+        let prompt_text: String = req
+            .messages
+            .iter()
+            .map(|m| format!("{}: {}\n", m.role, m.content.as_text()))
+            .collect();
         if clearance < self.required_clearance {
-            self.audit(&actor, "serve.chat", &prompt_text, None, "refused: clearance");
+            self.audit(
+                &actor,
+                "serve.chat",
+                &prompt_text,
+                None,
+                "refused: clearance",
+            );
             return Err(ApiError::forbidden(&format!(
                 "key {actor:?} is cleared for {clearance} but this model was trained on {} data",
                 self.required_clearance
@@ -144,19 +185,37 @@ impl Engine {
         }
         if let Some(m) = &req.model {
             if m != &self.model_id {
-                self.audit(&actor, "serve.chat", &prompt_text, None, "refused: unknown model");
-                return Err(ApiError::not_found(&format!("model {m:?} is not served here (serving {:?})", self.model_id)));
+                self.audit(
+                    &actor,
+                    "serve.chat",
+                    &prompt_text,
+                    None,
+                    "refused: unknown model",
+                );
+                return Err(ApiError::not_found(&format!(
+                    "model {m:?} is not served here (serving {:?})",
+                    self.model_id
+                )));
             }
         }
         if req.n.unwrap_or(1) != 1 {
             return Err(ApiError::bad_request("only n = 1 is supported", Some("n")));
         }
         if req.stream == Some(true) {
-            return Err(ApiError::bad_request("streaming is not supported yet; send stream: false", Some("stream")));
+            return Err(ApiError::bad_request(
+                "streaming is not supported yet; send stream: false",
+                Some("stream"),
+            ));
         }
-        let max_tokens = req.max_completion_tokens.or(req.max_tokens).unwrap_or(DEFAULT_MAX_TOKENS);
+        let max_tokens = req
+            .max_completion_tokens
+            .or(req.max_tokens)
+            .unwrap_or(DEFAULT_MAX_TOKENS);
         if max_tokens == 0 || max_tokens > MAX_TOKENS_LIMIT {
-            return Err(ApiError::bad_request(&format!("max_tokens must be in 1..={MAX_TOKENS_LIMIT}"), Some("max_tokens")));
+            return Err(ApiError::bad_request(
+                &format!("max_tokens must be in 1..={MAX_TOKENS_LIMIT}"),
+                Some("max_tokens"),
+            ));
         }
         // DLP on the prompt: secrets refuse the request, personal data is redacted.
         let mut messages = Vec::with_capacity(req.messages.len());
@@ -164,15 +223,34 @@ impl Engine {
         let mut top_score: Option<f32> = None;
         for m in &req.messages {
             if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
-                return Err(ApiError::bad_request(&format!("unsupported role {:?}", m.role), Some("messages")));
+                return Err(ApiError::bad_request(
+                    &format!("unsupported role {:?}", m.role),
+                    Some("messages"),
+                ));
             }
             let text = m.content.as_text();
             let findings = self.scanner.scan(&text);
-            if let Some(f) = findings.iter().filter(|f| f.score >= self.scanner.block_threshold()).max_by(|a, b| a.score.total_cmp(&b.score)) {
+            if let Some(f) = findings
+                .iter()
+                .filter(|f| f.score >= self.scanner.block_threshold())
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+            {
                 top_score = Some(top_score.map_or(f.score, |s: f32| s.max(f.score)));
                 if matches!(f.category, Category::Secret) {
-                    self.audit(&actor, "serve.chat", &prompt_text, Some(f.score), &format!("refused: prompt contains a secret ({})", f.kind));
-                    return Err(ApiError::bad_request(&format!("the prompt contains what looks like a secret ({}); remove it and retry", f.kind), Some("messages")));
+                    self.audit(
+                        &actor,
+                        "serve.chat",
+                        &prompt_text,
+                        Some(f.score),
+                        &format!("refused: prompt contains a secret ({})", f.kind),
+                    );
+                    return Err(ApiError::bad_request(
+                        &format!(
+                            "the prompt contains what looks like a secret ({}); remove it and retry",
+                            f.kind
+                        ),
+                        Some("messages"),
+                    ));
                 }
             }
             let content = if findings.is_empty() {
@@ -184,7 +262,9 @@ impl Engine {
             messages.push(Message::new(&m.role, &content));
         }
         let fmt = &self.loaded.format;
-        let ids = fmt.prompt_ids(&messages).map_err(|e| ApiError::bad_request(&e.to_string(), Some("messages")))?;
+        let ids = fmt
+            .prompt_ids(&messages)
+            .map_err(|e| ApiError::bad_request(&e.to_string(), Some("messages")))?;
         let params = SamplingParams {
             temperature: req.temperature.unwrap_or(0.0),
             top_p: req.top_p,
@@ -197,11 +277,24 @@ impl Engine {
             stop_strings: req.stop.clone().map(|s| s.into_vec()).unwrap_or_default(),
         };
         let g = {
-            let _guard = self.busy.lock().map_err(|_| ApiError::internal("engine lock poisoned"))?;
-            generate::generate(&self.loaded.model, &fmt.tokenizer, &ids, &params, &mut |_| {})
+            let _guard = self
+                .busy
+                .lock()
+                .map_err(|_| ApiError::internal("engine lock poisoned"))?;
+            generate::generate(
+                &self.loaded.model,
+                &fmt.tokenizer,
+                &ids,
+                &params,
+                &mut |_| {},
+            )
         };
         let out_findings = self.scanner.scan(&g.text);
-        let answer = if out_findings.is_empty() { g.text.clone() } else { dlp::redact(&g.text, &out_findings).text };
+        let answer = if out_findings.is_empty() {
+            g.text.clone()
+        } else {
+            dlp::redact(&g.text, &out_findings).text
+        };
         let decision = format!(
             "answered ({} prompt redactions, {} response redactions, {} tokens)",
             redactions,
@@ -209,21 +302,33 @@ impl Engine {
             g.tokens.len()
         );
         self.audit(&actor, "serve.chat", &prompt_text, top_score, &decision);
-        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Ok(ChatResponse {
-            id: format!("chatcmpl-{}", &sha256_hex(&format!("{created}{prompt_text}{}", g.tokens.len()))[..24]),
+            id: format!(
+                "chatcmpl-{}",
+                &sha256_hex(&format!("{created}{prompt_text}{}", g.tokens.len()))[..24]
+            ),
             object: "chat.completion".into(),
             created,
             model: self.model_id.clone(),
             choices: vec![Choice {
                 index: 0,
-                message: ChoiceMessage { role: "assistant".into(), content: answer },
+                message: ChoiceMessage {
+                    role: "assistant".into(),
+                    content: answer,
+                },
                 finish_reason: match g.finish {
                     FinishReason::Stop => "stop".into(),
                     FinishReason::Length => "length".into(),
                 },
             }],
-            usage: Usage { prompt_tokens: ids.len(), completion_tokens: g.tokens.len(), total_tokens: ids.len() + g.tokens.len() },
+            usage: Usage {
+                prompt_tokens: ids.len(),
+                completion_tokens: g.tokens.len(),
+                total_tokens: ids.len() + g.tokens.len(),
+            },
         })
     }
 }
@@ -238,15 +343,27 @@ async fn models(State(e): State<Arc<Engine>>, headers: HeaderMap) -> Response {
     }
     Json(ModelList {
         object: "list".into(),
-        data: vec![ModelCard { id: e.model_id.clone(), object: "model".into(), created: e.created, owned_by: "workbench".into() }],
+        data: vec![ModelCard {
+            id: e.model_id.clone(),
+            object: "model".into(),
+            created: e.created,
+            owned_by: "workbench".into(),
+        }],
     })
     .into_response()
 }
 
-async fn chat(State(e): State<Arc<Engine>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn chat(
+    State(e): State<Arc<Engine>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let req: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(err) => return ApiError::bad_request(&format!("invalid request body: {err}"), None).into_response(),
+        Err(err) => {
+            return ApiError::bad_request(&format!("invalid request body: {err}"), None)
+                .into_response();
+        }
     };
     let engine = e.clone();
     match tokio::task::spawn_blocking(move || engine.chat(&headers, req)).await {

@@ -23,7 +23,12 @@ impl Content {
     pub fn as_text(&self) -> String {
         match self {
             Content::Text(s) => s.clone(),
-            Content::Parts(p) => p.iter().filter(|x| x.kind == "text").filter_map(|x| x.text.clone()).collect::<Vec<_>>().join(""),
+            Content::Parts(p) => p
+                .iter()
+                .filter(|x| x.kind == "text")
+                .filter_map(|x| x.text.clone())
+                .collect::<Vec<_>>()
+                .join(""),
         }
     }
 }
@@ -122,19 +127,44 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad_request(message: &str, param: Option<&str>) -> Self {
-        Self { status: 400, kind: "invalid_request_error", message: message.into(), param: param.map(String::from) }
+        Self {
+            status: 400,
+            kind: "invalid_request_error",
+            message: message.into(),
+            param: param.map(String::from),
+        }
     }
     pub fn unauthorized(message: &str) -> Self {
-        Self { status: 401, kind: "authentication_error", message: message.into(), param: None }
+        Self {
+            status: 401,
+            kind: "authentication_error",
+            message: message.into(),
+            param: None,
+        }
     }
     pub fn forbidden(message: &str) -> Self {
-        Self { status: 403, kind: "permission_error", message: message.into(), param: None }
+        Self {
+            status: 403,
+            kind: "permission_error",
+            message: message.into(),
+            param: None,
+        }
     }
     pub fn not_found(message: &str) -> Self {
-        Self { status: 404, kind: "not_found_error", message: message.into(), param: None }
+        Self {
+            status: 404,
+            kind: "not_found_error",
+            message: message.into(),
+            param: None,
+        }
     }
     pub fn internal(message: &str) -> Self {
-        Self { status: 500, kind: "server_error", message: message.into(), param: None }
+        Self {
+            status: 500,
+            kind: "server_error",
+            message: message.into(),
+            param: None,
+        }
     }
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": null } })

@@ -35,8 +35,18 @@ const EPS: f64 = 1e-8;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TrainEvent {
-    Step { step: usize, loss: f64, lr: f64, grad_norm: f64, tokens: usize, seconds: f64 },
-    Validation { step: usize, loss: f64 },
+    Step {
+        step: usize,
+        loss: f64,
+        lr: f64,
+        grad_norm: f64,
+        tokens: usize,
+        seconds: f64,
+    },
+    Validation {
+        step: usize,
+        loss: f64,
+    },
 }
 
 /// Receives training events; may ask for a checkpoint to be written.
@@ -76,12 +86,24 @@ pub fn masked_loss(model: &Llama, batch: &Batch, device: &Device) -> (Tensor<1>,
     let tokens = model.tokens(&batch.ids, batch.batch);
     let hidden = model.forward_hidden(tokens, None);
     let [b, s, h] = hidden.dims();
-    let positions: Vec<i64> = batch.mask.iter().enumerate().filter(|(_, m)| **m > 0.0).map(|(i, _)| i as i64).collect();
+    let positions: Vec<i64> = batch
+        .mask
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| **m > 0.0)
+        .map(|(i, _)| i as i64)
+        .collect();
     let n = positions.len().max(1);
-    let targets: Vec<i64> = positions.iter().map(|&i| i64::from(batch.targets[i as usize])).collect();
+    let targets: Vec<i64> = positions
+        .iter()
+        .map(|&i| i64::from(batch.targets[i as usize]))
+        .collect();
     let idx = Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), device);
     let picked = hidden.reshape([b * s, h]).select(0, idx);
-    let logits = model.lm_head.forward(picked.unsqueeze_dim(0)).reshape([n, model.config.vocab_size]);
+    let logits = model
+        .lm_head
+        .forward(picked.unsqueeze_dim(0))
+        .reshape([n, model.config.vocab_size]);
     let logp = log_softmax(logits, 1);
     let tgt = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
     let nll = logp.gather(1, tgt).neg();
@@ -100,7 +122,11 @@ pub fn evaluate_loss(model: &Llama, examples: &[Example], batch_size: usize, pad
         total += l * n as f64;
         count += n;
     }
-    if count == 0 { f64::NAN } else { total / count as f64 }
+    if count == 0 {
+        f64::NAN
+    } else {
+        total / count as f64
+    }
 }
 
 /// AdamW moments of one parameter.
@@ -136,12 +162,18 @@ pub fn train(
     let device = model.device.clone();
     crate::lora::set_training(model, false);
     let val_loss_before = evaluate_loss(model, val_set, settings.batch_size, pad);
-    sink.event(&TrainEvent::Validation { step: 0, loss: val_loss_before });
+    sink.event(&TrainEvent::Validation {
+        step: 0,
+        loss: val_loss_before,
+    });
     crate::lora::set_training(model, true);
     let mut moments: Vec<Option<Moments>> = Vec::new();
     let mut order: Vec<usize> = (0..train_set.len()).collect();
     let mut cursor = order.len();
-    let mut rng = settings.seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut rng = settings
+        .seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1);
     let mut first_loss = f64::NAN;
     let mut final_loss = f64::NAN;
     let mut trained_tokens = 0usize;
@@ -183,7 +215,11 @@ pub fn train(
             .map(|g| crate::backend::to_vec(g.clone().powi_scalar(2).sum())[0] as f64)
             .sum();
         let grad_norm = sq.sqrt();
-        let clip = if settings.grad_clip > 0.0 && grad_norm > settings.grad_clip { settings.grad_clip / grad_norm } else { 1.0 };
+        let clip = if settings.grad_clip > 0.0 && grad_norm > settings.grad_clip {
+            settings.grad_clip / grad_norm
+        } else {
+            1.0
+        };
         let t = (step + 1) as i32;
         let bc1 = 1.0 - BETA1.powi(t);
         let bc2 = 1.0 - BETA2.powi(t);
@@ -195,9 +231,13 @@ pub fn train(
                     m.mul_scalar(BETA1) + g.clone().mul_scalar(1.0 - BETA1),
                     v.mul_scalar(BETA2) + g.powi_scalar(2).mul_scalar(1.0 - BETA2),
                 ),
-                None => (g.clone().mul_scalar(1.0 - BETA1), g.powi_scalar(2).mul_scalar(1.0 - BETA2)),
+                None => (
+                    g.clone().mul_scalar(1.0 - BETA1),
+                    g.powi_scalar(2).mul_scalar(1.0 - BETA2),
+                ),
             };
-            let update = m.clone().div_scalar(bc1) / v.clone().div_scalar(bc2).sqrt().add_scalar(EPS);
+            let update =
+                m.clone().div_scalar(bc1) / v.clone().div_scalar(bc2).sqrt().add_scalar(EPS);
             let w = p.clone().inner();
             let w = w.clone().mul_scalar(1.0 - lr * settings.weight_decay) - update.mul_scalar(lr);
             *p = Tensor::from_inner(w).require_grad();
@@ -209,13 +249,23 @@ pub fn train(
         final_loss = loss_value;
         trained_tokens += n;
         steps_done = step + 1;
-        sink.event(&TrainEvent::Step { step: step + 1, loss: loss_value, lr, grad_norm, tokens: n, seconds: t0.elapsed().as_secs_f64() });
+        sink.event(&TrainEvent::Step {
+            step: step + 1,
+            loss: loss_value,
+            lr,
+            grad_norm,
+            tokens: n,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
         let last = step + 1 == settings.max_steps;
         if (step + 1) % settings.eval_every == 0 && !last {
             crate::lora::set_training(model, false);
             let vl = evaluate_loss(model, val_set, settings.batch_size, pad);
             crate::lora::set_training(model, true);
-            sink.event(&TrainEvent::Validation { step: step + 1, loss: vl });
+            sink.event(&TrainEvent::Validation {
+                step: step + 1,
+                loss: vl,
+            });
         }
         if (step + 1) % settings.checkpoint_every == 0 || last {
             sink.checkpoint(step + 1, model);
@@ -223,7 +273,10 @@ pub fn train(
     }
     crate::lora::set_training(model, false);
     let val_loss_after = evaluate_loss(model, val_set, settings.batch_size, pad);
-    sink.event(&TrainEvent::Validation { step: steps_done, loss: val_loss_after });
+    sink.event(&TrainEvent::Validation {
+        step: steps_done,
+        loss: val_loss_after,
+    });
     TrainSummary {
         steps: steps_done,
         first_loss,

@@ -15,7 +15,8 @@ pub fn real_model_path() -> PathBuf {
         if let Some(p) = std::env::var_os(REAL_GGUF_ENV) {
             return PathBuf::from(p);
         }
-        source::resolve(source::DEFAULT_MODEL, &mut ()).unwrap_or_else(|e| panic!("resolving the default model: {e}"))
+        source::resolve(source::DEFAULT_MODEL, &mut ())
+            .unwrap_or_else(|e| panic!("resolving the default model: {e}"))
     })
     .clone()
 }
@@ -51,12 +52,17 @@ pub fn b64_f32(s: &str) -> Vec<f32> {
             bytes.push((buf >> bits) as u8);
         }
     }
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 pub fn json(path: &Path) -> serde_json::Value {
@@ -65,12 +71,22 @@ pub fn json(path: &Path) -> serde_json::Value {
 }
 
 /// A minimal HTTP/1.1 client for loopback tests: returns (status, body).
-pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(300))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(300)))
+        .unwrap();
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         req += "Content-Type: application/json\r\n";
     }
@@ -83,9 +99,20 @@ pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&s
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     let text = String::from_utf8_lossy(&resp).to_string();
-    let status: u16 = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     (status, body)
 }
 
@@ -109,7 +136,11 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     out

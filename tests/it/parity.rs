@@ -30,7 +30,12 @@ fn logits_last_cached(model: &Llama, ids: &[u32]) -> Vec<f32> {
 fn check_against(model: &Llama, reference: &serde_json::Value, label: &str) {
     let vocab = model.config.vocab_size;
     for (name, rec) in reference["prompts"].as_object().expect("prompts") {
-        let ids: Vec<u32> = rec["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let ids: Vec<u32> = rec["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let want_last = b64_f32(rec["last"].as_str().unwrap());
         let stride = rec["sample_stride"].as_u64().unwrap() as usize;
         let want_sampled = b64_f32(rec["sampled"].as_str().unwrap());
@@ -38,14 +43,29 @@ fn check_against(model: &Llama, reference: &serde_json::Value, label: &str) {
         assert_eq!(all.len(), ids.len() * vocab);
         let got_last = &all[(ids.len() - 1) * vocab..];
         let d_last = max_abs_diff(got_last, &want_last);
-        let got_sampled: Vec<f32> = (0..ids.len()).flat_map(|p| (0..vocab).step_by(stride).map(move |v| (p, v))).map(|(p, v)| all[p * vocab + v]).collect();
+        let got_sampled: Vec<f32> = (0..ids.len())
+            .flat_map(|p| (0..vocab).step_by(stride).map(move |v| (p, v)))
+            .map(|(p, v)| all[p * vocab + v])
+            .collect();
         let d_all = max_abs_diff(&got_sampled, &want_sampled);
         let cached = logits_last_cached(model, &ids);
         let d_cache = max_abs_diff(&cached, &want_last);
-        eprintln!("{label}/{name} ({} tokens): max|d| last {d_last:.2e}, all positions {d_all:.2e}, KV cache {d_cache:.2e}", ids.len());
-        assert!(d_last <= TOLERANCE, "{label}/{name}: last-position logits differ by {d_last}");
-        assert!(d_all <= TOLERANCE, "{label}/{name}: logits differ by {d_all} at some position");
-        assert!(d_cache <= TOLERANCE, "{label}/{name}: KV-cache logits differ by {d_cache}");
+        eprintln!(
+            "{label}/{name} ({} tokens): max|d| last {d_last:.2e}, all positions {d_all:.2e}, KV cache {d_cache:.2e}",
+            ids.len()
+        );
+        assert!(
+            d_last <= TOLERANCE,
+            "{label}/{name}: last-position logits differ by {d_last}"
+        );
+        assert!(
+            d_all <= TOLERANCE,
+            "{label}/{name}: logits differ by {d_all} at some position"
+        );
+        assert!(
+            d_cache <= TOLERANCE,
+            "{label}/{name}: KV-cache logits differ by {d_cache}"
+        );
     }
 }
 
@@ -53,7 +73,11 @@ fn check_against(model: &Llama, reference: &serde_json::Value, label: &str) {
 fn smollm2_gguf_matches_transformers() {
     let bundle = ModelBundle::open(&real_model_path()).expect("open GGUF");
     let (model, _) = bundle.build(&inference_device()).expect("build");
-    check_against(&model, &json(&fixtures().join("logits/smollm2_reference.json")), "gguf");
+    check_against(
+        &model,
+        &json(&fixtures().join("logits/smollm2_reference.json")),
+        "gguf",
+    );
 }
 
 /// Writes the GGUF-loaded model as a Hugging Face folder (f32 safetensors, config.json,
@@ -64,14 +88,27 @@ fn smollm2_hf_folder_matches_transformers_and_gguf() {
     let (model, _) = bundle.build(&inference_device()).expect("build");
     let dir = tempfile::tempdir().unwrap();
     let tensors = workbench::export::model_tensors(&model);
-    workbench::export::write_safetensors(&dir.path().join("model.safetensors"), &tensors, None).unwrap();
-    std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&bundle.config.to_hf_json()).unwrap()).unwrap();
-    bundle.tokenizer.tokenizer.save(dir.path().join("tokenizer.json"), false).unwrap();
+    workbench::export::write_safetensors(&dir.path().join("model.safetensors"), &tensors, None)
+        .unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_vec(&bundle.config.to_hf_json()).unwrap(),
+    )
+    .unwrap();
+    bundle
+        .tokenizer
+        .tokenizer
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
     let hf = ModelBundle::open(dir.path()).expect("open HF folder");
     assert_eq!(hf.format, "hf");
     assert_eq!(hf.config, bundle.config, "config round trip");
     let (hf_model, _) = hf.build(&inference_device()).expect("build HF");
-    check_against(&hf_model, &json(&fixtures().join("logits/smollm2_reference.json")), "hf");
+    check_against(
+        &hf_model,
+        &json(&fixtures().join("logits/smollm2_reference.json")),
+        "hf",
+    );
     let ids: Vec<u32> = (100..140).collect();
     let d = max_abs_diff(&logits_all(&model, &ids), &logits_all(&hf_model, &ids));
     assert!(d <= 1e-5, "GGUF and HF paths differ by {d}");

@@ -12,11 +12,19 @@ use crate::common::{fixtures, max_abs_diff};
 
 fn tiny_cfg() -> (LlamaConfig, SafetensorsSource) {
     let dir = fixtures().join("logits/tiny_llama_tied");
-    (LlamaConfig::from_hf_file(&dir.join("config.json")).unwrap(), SafetensorsSource::open_dir(&dir).unwrap())
+    (
+        LlamaConfig::from_hf_file(&dir.join("config.json")).unwrap(),
+        SafetensorsSource::open_dir(&dir).unwrap(),
+    )
 }
 
 fn lora_cfg() -> LoraConfig {
-    LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, target_modules: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()] }
+    LoraConfig {
+        r: 2,
+        lora_alpha: 4.0,
+        lora_dropout: 0.0,
+        target_modules: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    }
 }
 
 fn example() -> Example {
@@ -35,7 +43,12 @@ fn lora_gradient_matches_finite_differences() {
     // Give B non-zero values so A receives a gradient too.
     for l in &mut model.layers {
         if let Projection::Lora(lo) = &mut l.v {
-            lo.b = burn::tensor::Tensor::<2>::random(lo.b.shape(), burn::tensor::Distribution::Uniform(-0.5, 0.5), &dev).require_grad();
+            lo.b = burn::tensor::Tensor::<2>::random(
+                lo.b.shape(),
+                burn::tensor::Distribution::Uniform(-0.5, 0.5),
+                &dev,
+            )
+            .require_grad();
         }
     }
     lora::set_training(&mut model, false);
@@ -44,7 +57,10 @@ fn lora_gradient_matches_finite_differences() {
     let (loss, _) = masked_loss(&model, &batch, &dev);
     let grads = loss.backward();
     let (analytic_a, analytic_b) = match &model.layers[1].v {
-        Projection::Lora(l) => (to_vec(l.a.grad(&grads).unwrap()), to_vec(l.b.grad(&grads).unwrap())),
+        Projection::Lora(l) => (
+            to_vec(l.a.grad(&grads).unwrap()),
+            to_vec(l.b.grad(&grads).unwrap()),
+        ),
         _ => unreachable!(),
     };
     // Central differences in f64 on the same model (no autodiff needed).
@@ -56,22 +72,34 @@ fn lora_gradient_matches_finite_differences() {
                 if let Some((i, h)) = d {
                     v[i] += h as f32;
                 }
-                burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(v, t.dims()), &dev)
+                burn::tensor::Tensor::<2>::from_data(
+                    burn::tensor::TensorData::new(v, t.dims()),
+                    &dev,
+                )
             };
             l.a = bump(&l.a, a_delta);
             l.b = bump(&l.b, b_delta);
         }
         let m = m.cast(FloatDType::F64);
         let (loss, _) = masked_loss(&m, &batch, &dev);
-        loss.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()[0]
+        loss.into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .unwrap()[0]
     };
     let h = 1e-3;
     for i in [0usize, 5, 17] {
         let fd_a = (exact(Some((i, h)), None) - exact(Some((i, -h)), None)) / (2.0 * h);
         let fd_b = (exact(None, Some((i, h))) - exact(None, Some((i, -h)))) / (2.0 * h);
-        for (name, fd, an) in [("A", fd_a, analytic_a[i] as f64), ("B", fd_b, analytic_b[i] as f64)] {
+        for (name, fd, an) in [
+            ("A", fd_a, analytic_a[i] as f64),
+            ("B", fd_b, analytic_b[i] as f64),
+        ] {
             let tol = 2e-2 * fd.abs().max(1e-3);
-            assert!((fd - an).abs() <= tol, "d loss / d {name}[{i}]: finite difference {fd:.6e}, autodiff {an:.6e}");
+            assert!(
+                (fd - an).abs() <= tol,
+                "d loss / d {name}[{i}]: finite difference {fd:.6e}, autodiff {an:.6e}"
+            );
         }
     }
 }
@@ -86,14 +114,22 @@ fn merged_weights_equal_base_plus_adapter_and_peft_round_trips() {
     for l in &mut model.layers {
         for (_, p) in l.projections_mut() {
             if let Projection::Lora(lo) = p {
-                lo.b = burn::tensor::Tensor::<2>::random(lo.b.shape(), burn::tensor::Distribution::Uniform(-0.2, 0.2), &dev);
+                lo.b = burn::tensor::Tensor::<2>::random(
+                    lo.b.shape(),
+                    burn::tensor::Distribution::Uniform(-0.2, 0.2),
+                    &dev,
+                );
             }
         }
     }
     lora::set_training(&mut model, false);
     let merged = lora::merge(&model);
     let ids: Vec<u32> = (0..40).map(|i| (i * 7 % 96) as u32).collect();
-    let d = workbench::eval::max_logit_diff(&model.cast(FloatDType::F64), &merged.cast(FloatDType::F64), &ids);
+    let d = workbench::eval::max_logit_diff(
+        &model.cast(FloatDType::F64),
+        &merged.cast(FloatDType::F64),
+        &ids,
+    );
     assert!(d <= 1e-4, "merged vs adapter (f64): {d}");
     let d0 = workbench::eval::max_logit_diff(&model, &lora::merge(&model), &ids);
     assert!(d0 <= 1e-3, "f32: {d0}");
@@ -108,7 +144,10 @@ fn merged_weights_equal_base_plus_adapter_and_peft_round_trips() {
     lora::attach_weights(&mut again, &cfg2, &w2, &dev).unwrap();
     let a = to_vec(model.forward(model.tokens(&ids, 1), None));
     let b = to_vec(again.forward(again.tokens(&ids, 1), None));
-    assert!(max_abs_diff(&a, &b) == 0.0, "reloaded adapter changes logits");
+    assert!(
+        max_abs_diff(&a, &b) == 0.0,
+        "reloaded adapter changes logits"
+    );
 }
 
 #[test]
@@ -119,11 +158,24 @@ fn loss_falls_when_training_on_one_batch() {
     workbench::backend::seed(&dev, 1);
     lora::attach(&mut model, &lora_cfg(), &dev);
     let ex = vec![example()];
-    let settings = workbench::train::TrainSettings { max_steps: 12, batch_size: 1, learning_rate: 1e-2, warmup_steps: 1, weight_decay: 0.0, grad_clip: 1.0, eval_every: 100, checkpoint_every: 100, seed: 1 };
+    let settings = workbench::train::TrainSettings {
+        max_steps: 12,
+        batch_size: 1,
+        learning_rate: 1e-2,
+        warmup_steps: 1,
+        weight_decay: 0.0,
+        grad_clip: 1.0,
+        eval_every: 100,
+        checkpoint_every: 100,
+        seed: 1,
+    };
     struct Sink(Vec<f64>);
     impl workbench::train::TrainSink for Sink {
         fn event(&mut self, e: &workbench::train::TrainEvent) {
-            if let workbench::train::TrainEvent::Step { loss, grad_norm, .. } = e {
+            if let workbench::train::TrainEvent::Step {
+                loss, grad_norm, ..
+            } = e
+            {
                 assert!(grad_norm.is_finite());
                 self.0.push(*loss);
             }
@@ -131,7 +183,20 @@ fn loss_falls_when_training_on_one_batch() {
         fn checkpoint(&mut self, _: usize, _: &workbench::model::Llama) {}
     }
     let mut sink = Sink(vec![]);
-    let s = workbench::train::train(&mut model, &ex, &ex, &settings, 0, &mut sink, &std::sync::atomic::AtomicBool::new(false));
+    let s = workbench::train::train(
+        &mut model,
+        &ex,
+        &ex,
+        &settings,
+        0,
+        &mut sink,
+        &std::sync::atomic::AtomicBool::new(false),
+    );
     assert_eq!(sink.0.len(), 12);
-    assert!(s.val_loss_after < s.val_loss_before * 0.9, "{} -> {}", s.val_loss_before, s.val_loss_after);
+    assert!(
+        s.val_loss_after < s.val_loss_before * 0.9,
+        "{} -> {}",
+        s.val_loss_before,
+        s.val_loss_after
+    );
 }
