@@ -127,11 +127,7 @@ pub fn govern(
             Action::Drop => {}
             Action::Allow | Action::Redact => {
                 if action == Action::Redact {
-                    for (m, f) in record.messages.iter_mut().zip(&per_message) {
-                        if !f.is_empty() {
-                            m.content = dlp::redact(&m.content, f).text;
-                        }
-                    }
+                    redact_record(&mut record, &per_message);
                 }
                 report.highest_level_used = Some(
                     report
@@ -147,6 +143,41 @@ pub fn govern(
     Ok((used, decisions, report))
 }
 
+/// Separator that joins a record's messages for redaction; a message containing it is
+/// redacted on its own instead.
+const JOIN: char = '\u{1F}';
+
+/// Redacts every message of a record with one numbering, so the same value gets the same
+/// placeholder (`<EMAIL_1>`) wherever it appears in the record.
+fn redact_record(record: &mut Record, per_message: &[Vec<dlp::Finding>]) {
+    if record.messages.iter().any(|m| m.content.contains(JOIN)) {
+        for (m, f) in record.messages.iter_mut().zip(per_message) {
+            if !f.is_empty() {
+                m.content = dlp::redact(&m.content, f).text;
+            }
+        }
+        return;
+    }
+    let mut joined = String::new();
+    let mut shifted = Vec::new();
+    for (i, (m, f)) in record.messages.iter().zip(per_message).enumerate() {
+        if i > 0 {
+            joined.push(JOIN);
+        }
+        let base = joined.len();
+        shifted.extend(f.iter().map(|x| dlp::Finding {
+            start: x.start + base,
+            end: x.end + base,
+            ..x.clone()
+        }));
+        joined.push_str(&m.content);
+    }
+    let redacted = dlp::redact(&joined, &shifted).text;
+    for (m, part) in record.messages.iter_mut().zip(redacted.split(JOIN)) {
+        m.content = part.to_string();
+    }
+}
+
 /// Fingerprint of the records that go to training (order-sensitive).
 pub fn fingerprint(records: &[Record]) -> String {
     let mut h = Sha256::new();
@@ -154,4 +185,79 @@ pub fn fingerprint(records: &[Record]) -> String {
         h.update(content_hash(r).as_bytes());
     }
     hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::template::Message;
+
+    fn record(level: Option<Level>, user: &str, answer: &str) -> Record {
+        Record {
+            source: "t.jsonl".into(),
+            row: 1,
+            messages: vec![
+                Message::new("user", user),
+                Message::new("assistant", answer),
+            ],
+            label: level,
+        }
+    }
+
+    #[test]
+    fn redaction_numbers_values_consistently_across_a_record() {
+        let email = format!("{}@{}", "jana.keller", "example-corp.test");
+        let other = format!("{}@{}", "max", "example-corp.test");
+        let r = record(
+            Some(Level::Confidential),
+            &format!("Mail {email} or {other}?"),
+            &format!("Write to {email}."),
+        );
+        let (used, _, report) = govern(
+            vec![r],
+            &Scanner::builtin(),
+            &Policy::default(),
+            &[],
+            Level::Internal,
+        )
+        .unwrap();
+        assert_eq!(report.per_action.get("redact"), Some(&1));
+        let u = &used[0].messages[0].content;
+        let a = &used[0].messages[1].content;
+        assert!(!u.contains(&email) && !a.contains(&email), "{u} / {a}");
+        assert_eq!(u, "Mail <EMAIL_1> or <EMAIL_2>?");
+        assert_eq!(a, "Write to <EMAIL_1>.");
+    }
+
+    #[test]
+    fn secret_never_trains_whatever_the_policy() {
+        let policy = Policy {
+            public: Action::Allow,
+            internal: Action::Allow,
+            confidential: Action::Allow,
+            secret: Action::Allow,
+        };
+        let r = record(Some(Level::Secret), "q", "a");
+        let (used, decisions, report) =
+            govern(vec![r], &Scanner::builtin(), &policy, &[], Level::Public).unwrap();
+        assert!(used.is_empty());
+        assert_eq!(decisions[0].action, Action::Drop);
+        assert_eq!(report.highest_level_used, None);
+        let policy = Policy {
+            secret: Action::Fail,
+            ..policy
+        };
+        let e = govern(
+            vec![record(Some(Level::Secret), "q", "a")],
+            &Scanner::builtin(),
+            &policy,
+            &[],
+            Level::Public,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("t.jsonl") && e.to_string().contains("row 1"),
+            "{e}"
+        );
+    }
 }

@@ -190,7 +190,12 @@ pub struct ExportInputs<'a> {
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
     pub stop_ids: Vec<u32>,
-    pub adapter: Option<(&'a crate::lora::LoraConfig, &'a crate::lora::AdapterWeights)>,
+    /// The adapter, its settings and its lineage (`adapter/workbench.json`).
+    pub adapter: Option<(
+        &'a crate::lora::LoraConfig,
+        &'a crate::lora::AdapterWeights,
+        serde_json::Value,
+    )>,
     pub base_model: serde_json::Value,
     pub highest_data_level: Option<crate::data::classify::Level>,
     pub data: serde_json::Value,
@@ -304,9 +309,11 @@ fn write_all(
         })),
     )?;
     put("chat_template.jinja", inputs.chat_template.as_bytes())?;
-    if let Some((lcfg, w)) = inputs.adapter {
+    if let Some((lcfg, w, lineage)) = &inputs.adapter {
         let adir = dir.join("adapter");
-        crate::lora::save_peft(&adir, lcfg, w, &inputs.model_id).map_err(|e| werr(&adir, e))?;
+        crate::lora::save_peft(&adir, lcfg, w, &inputs.model_id)
+            .and_then(|_| crate::lora::save_lineage(&adir, lineage))
+            .map_err(|e| werr(&adir, e))?;
     }
     put("report.md", inputs.report_md.as_bytes())?;
     let files = hash_tree(dir).map_err(|e| werr(dir, e))?;

@@ -280,6 +280,22 @@ pub fn save_peft(
     crate::export::write_safetensors_f32(&path, &tensors).map_err(|e| ferr(&path, e))
 }
 
+/// Writes `workbench.json` beside a PEFT adapter: lineage PEFT does not carry (the highest
+/// data classification that trained it, the base model hash, the data fingerprint).
+pub fn save_lineage(dir: &Path, lineage: &serde_json::Value) -> Result<(), LoraError> {
+    let p = dir.join("workbench.json");
+    crate::export::write_atomic(
+        &p,
+        serde_json::to_string_pretty(lineage)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .map_err(|e| LoraError::File {
+        path: p.display().to_string(),
+        why: e.to_string(),
+    })
+}
+
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

@@ -159,6 +159,7 @@ struct MetricsSink<'a> {
     checkpoints: PathBuf,
     lora: LoraConfig,
     model_id: String,
+    lineage: serde_json::Value,
     error: Option<String>,
 }
 
@@ -173,7 +174,9 @@ impl TrainSink for MetricsSink<'_> {
     fn checkpoint(&mut self, step: usize, model: &Llama) {
         let dir = self.checkpoints.join(format!("step-{step:06}"));
         let weights = lora::extract(model);
-        if let Err(e) = lora::save_peft(&dir, &self.lora, &weights, &self.model_id) {
+        if let Err(e) = lora::save_peft(&dir, &self.lora, &weights, &self.model_id)
+            .and_then(|_| lora::save_lineage(&dir, &self.lineage))
+        {
             self.error = Some(e.to_string());
         }
         self.run.event(&RunEvent::Info {
@@ -514,12 +517,19 @@ pub fn run(
     let metrics = std::fs::File::create(run_dir.join("metrics.jsonl"))
         .map_err(|e| PipelineError::Other(e.to_string()))?;
     let model_id = format!("workbench/{run_id}");
+    let lineage = serde_json::json!({
+        "run_id": run_id,
+        "highest_data_level": report_total.highest_level_used,
+        "base_model_sha256": bundle.sha256,
+        "data_fingerprint": data_fingerprint,
+    });
     let mut msink = MetricsSink {
         file: metrics,
         run: sink,
         checkpoints: run_dir.join("checkpoints"),
         lora: lora_cfg.clone(),
         model_id: model_id.clone(),
+        lineage: lineage.clone(),
         error: None,
     };
     let training = train::train(
@@ -724,7 +734,7 @@ pub fn run(
         bos_token: token_text(tb.bos_id),
         eos_token: token_text(tb.eos_id),
         stop_ids: format.stop_ids.clone(),
-        adapter: Some((&lora_cfg, &adapter)),
+        adapter: Some((&lora_cfg, &adapter, lineage)),
         base_model: serde_json::json!({ "source": recipe.model.source, "path": model_path, "format": bundle.format, "sha256": bundle.sha256, "arch": cfg.arch }),
         highest_data_level: report_total.highest_level_used,
         data: serde_json::json!({ "fingerprint": data_fingerprint, "datasets": dataset_hashes, "governance": report_total }),

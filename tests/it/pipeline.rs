@@ -156,6 +156,10 @@ fn quickstart_pipeline_trains_exports_and_serves() {
         assert!(manifest.files.contains_key(f), "manifest lacks {f}");
     }
     assert_eq!(manifest.highest_data_level, Some(Level::Internal));
+    let lineage: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.artifact.join("adapter/workbench.json")).unwrap())
+            .unwrap();
+    assert_eq!(lineage["highest_data_level"], "INTERNAL");
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.artifact.join("config.json")).unwrap()).unwrap();
     let bundle = workbench::model::ModelBundle::open(&real_model_path()).unwrap();
