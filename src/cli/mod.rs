@@ -1,6 +1,7 @@
 //! Command-line front end: one file per subcommand. Only this module and `main` print.
 
 pub mod audit;
+pub mod chat;
 pub mod generate;
 pub mod run;
 pub mod scan;
@@ -42,6 +43,10 @@ pub enum Command {
     /// Example: workbench audit verify runs/audit.jsonl
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Chat interactively with a model or an exported artifact.
+    ///
+    /// Example: workbench chat runs/<id>/artifact --system "Answer briefly."
+    Chat(chat::ChatArgs),
     /// Serve an artifact through an OpenAI-compatible HTTP API on localhost.
     ///
     /// Example: workbench serve runs/<id>/artifact --api-keys keys.txt --port 8080
@@ -55,6 +60,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(a) => validate::run(&a),
         Command::Generate(a) => generate::run(&a),
         Command::Serve(a) => serve::run(&a),
+        Command::Chat(a) => chat::run(&a),
         Command::Scan(a) => scan::run(&a),
         Command::Audit(c) => audit::run(&c),
     }

@@ -190,6 +190,20 @@ impl<'a> StreamDecoder<'a> {
     }
 }
 
+/// Length of the longest suffix of `text` that is a proper prefix of some stop string (on a
+/// character boundary): the part that must not be streamed yet.
+fn stop_prefix_len(text: &str, stops: &[String]) -> usize {
+    let mut best = 0;
+    for s in stops {
+        for (i, _) in s.char_indices().skip(1) {
+            if i > best && text.ends_with(&s[..i]) {
+                best = i;
+            }
+        }
+    }
+    best
+}
+
 /// Generates from `prompt` (token ids) until a stop token, a stop string or `max_tokens`.
 /// `on_text` receives streamed text pieces.
 pub fn generate(
@@ -209,7 +223,10 @@ pub fn generate(
     let mut ttft = Duration::ZERO;
     let mut finish = FinishReason::Length;
     let mut input = prompt.to_vec();
+    // Text decoded so far, and how much of it has been handed to `on_text`. Text that could
+    // be the start of a stop string is held back until it is clearly not one.
     let mut text = String::new();
+    let mut sent = 0usize;
     let max_ctx = model.config.max_position_embeddings;
     while out.len() < params.max_tokens && history.len() < max_ctx {
         let step = Instant::now();
@@ -227,30 +244,30 @@ pub fn generate(
         }
         out.push(next);
         history.push(next);
-        let piece = stream.push(next);
-        if !piece.is_empty() {
-            text.push_str(&piece);
-            if let Some(cut) = params
-                .stop_strings
-                .iter()
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
-                let keep = text[..cut].to_string();
-                let already = text.len() - piece.len();
-                if keep.len() > already {
-                    on_text(&keep[already..]);
-                }
-                text = keep;
-                finish = FinishReason::Stop;
-                break;
-            }
-            on_text(&piece);
+        text.push_str(&stream.push(next));
+        if let Some(cut) = params
+            .stop_strings
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(cut);
+            finish = FinishReason::Stop;
+            break;
+        }
+        let safe = text.len() - stop_prefix_len(&text, &params.stop_strings);
+        if safe > sent {
+            on_text(&text[sent..safe]);
+            sent = safe;
         }
         input = vec![next];
     }
-    if finish == FinishReason::Length {
+    if finish == FinishReason::Length && params.stop_strings.is_empty() {
         text = stream.text();
+    }
+    if text.len() > sent {
+        on_text(&text[sent..]);
     }
     Generation {
         tokens: out,

@@ -4,6 +4,7 @@ mod audit;
 mod bad_input;
 mod common;
 mod dlp;
+mod generation;
 mod gguf;
 mod parity;
 mod pipeline;
