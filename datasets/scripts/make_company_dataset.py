@@ -21,7 +21,7 @@ def rand(chars, n):
 
 UP = string.ascii_uppercase + string.digits
 ALNUM = string.ascii_letters + string.digits
-aws_key = "AKIA" + rand(UP, 16)
+aws_key = "AKIA" + rand(string.ascii_uppercase + "234567", 16)  # base32, as real key ids
 aws_secret = rand(ALNUM + "/+", 40)
 gh_token = "ghp_" + rand(ALNUM, 36)
 slack = "xoxb-" + rand(string.digits, 12) + "-" + rand(string.digits, 12) + "-" + rand(ALNUM, 24)
