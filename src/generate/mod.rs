@@ -278,3 +278,100 @@ pub fn generate(
         decode_times,
     }
 }
+
+/// Generates for several prompts of different lengths in one batch: prompts are left-padded
+/// with `pad`, padded positions are masked, and each row samples and stops on its own (with
+/// its own seed, `params.seed + row`). Returns one [`Generation`] per prompt, in order.
+pub fn generate_batch(
+    model: &Llama,
+    tokenizer: &tokenizers::Tokenizer,
+    prompts: &[Vec<u32>],
+    params: &SamplingParams,
+    pad: u32,
+) -> Vec<Generation> {
+    let start = Instant::now();
+    let batch = prompts.len();
+    if batch == 0 {
+        return vec![];
+    }
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+    let mut input: Vec<u32> = Vec::with_capacity(batch * longest);
+    for (p, &n) in prompts.iter().zip(&pads) {
+        input.extend(std::iter::repeat_n(pad, n));
+        input.extend(p);
+    }
+    let mut cache = KvCache::with_left_padding(pads);
+    let mut samplers: Vec<Sampler> = (0..batch)
+        .map(|r| {
+            Sampler::new(&SamplingParams {
+                seed: params.seed.wrapping_add(r as u64),
+                ..params.clone()
+            })
+        })
+        .collect();
+    let mut history: Vec<Vec<u32>> = prompts.to_vec();
+    let mut outs: Vec<Vec<u32>> = vec![Vec::new(); batch];
+    let mut finish = vec![None; batch];
+    let mut ttft = Duration::ZERO;
+    let mut decode_times = Vec::new();
+    let mut cols = longest;
+    while finish.iter().any(Option::is_none) && cols < model.config.max_position_embeddings {
+        let step = Instant::now();
+        let logits = crate::backend::to_vec(
+            model.forward_last(model.tokens(&input, batch), Some(&mut cache)),
+        );
+        let vocab = logits.len() / batch;
+        let mut next = vec![pad; batch];
+        for r in 0..batch {
+            if finish[r].is_some() {
+                continue;
+            }
+            let mut row = logits[r * vocab..(r + 1) * vocab].to_vec();
+            let t = samplers[r].sample(&mut row, &history[r]);
+            if params.stop_tokens.contains(&t) {
+                finish[r] = Some(FinishReason::Stop);
+                continue;
+            }
+            outs[r].push(t);
+            history[r].push(t);
+            next[r] = t;
+            if outs[r].len() >= params.max_tokens {
+                finish[r] = Some(FinishReason::Length);
+            }
+        }
+        if ttft.is_zero() {
+            ttft = start.elapsed();
+        } else {
+            decode_times.push(step.elapsed());
+        }
+        input = next;
+        cols += 1;
+    }
+    outs.into_iter()
+        .zip(finish)
+        .zip(prompts)
+        .map(|((tokens, fin), prompt)| {
+            let mut text = tokenizer.decode(&tokens, true).unwrap_or_default();
+            let mut finish = fin.unwrap_or(FinishReason::Length);
+            if let Some(cut) = params
+                .stop_strings
+                .iter()
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
+                text.truncate(cut);
+                finish = FinishReason::Stop;
+            }
+            Generation {
+                tokens,
+                text,
+                finish,
+                prompt_tokens: prompt.len(),
+                time_to_first_token: ttft,
+                decode_times: decode_times.clone(),
+            }
+        })
+        .collect()
+}

@@ -43,12 +43,23 @@ pub struct Llama {
 pub struct KvCache {
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
     len: usize,
+    /// Left padding per batch row (batched generation of prompts of different lengths).
+    pad_left: Vec<usize>,
 }
 
 impl KvCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A cache for a batch whose rows are left-padded by `pads` tokens: padded positions are
+    /// masked out as keys, and each row's RoPE positions start at its first real token.
+    pub fn with_left_padding(pads: Vec<usize>) -> Self {
+        Self {
+            pad_left: pads,
+            ..Self::default()
+        }
     }
 
     /// Number of positions cached.
@@ -171,24 +182,34 @@ pub fn inv_frequencies(config: &LlamaConfig) -> Vec<f64> {
 }
 
 impl Llama {
-    /// cos and sin tables for positions `start..start+len`, each `[1, 1, len, head_dim]`.
-    fn rope_tables(&self, start: usize, len: usize) -> (Tensor<4>, Tensor<4>) {
+    /// cos and sin tables for columns `start..start+len`, each `[rows, 1, len, head_dim]`:
+    /// one row shared by the batch, or one per row when rows are left-padded (`pads`).
+    fn rope_tables(&self, start: usize, len: usize, pads: &[usize]) -> (Tensor<4>, Tensor<4>) {
         let d = self.config.head_dim;
         let inv = inv_frequencies(&self.config);
-        let mut cos = Vec::with_capacity(len * d);
-        let mut sin = Vec::with_capacity(len * d);
-        for p in start..start + len {
-            for _half in 0..2 {
-                for f in &inv {
-                    let angle = p as f64 * f;
-                    cos.push(angle.cos() as f32);
-                    sin.push(angle.sin() as f32);
+        let offsets: Vec<usize> = if pads.is_empty() {
+            vec![0]
+        } else {
+            pads.to_vec()
+        };
+        let rows = offsets.len();
+        let mut cos = Vec::with_capacity(rows * len * d);
+        let mut sin = Vec::with_capacity(rows * len * d);
+        for pad in &offsets {
+            for col in start..start + len {
+                let p = col.saturating_sub(*pad);
+                for _half in 0..2 {
+                    for f in &inv {
+                        let angle = p as f64 * f;
+                        cos.push(angle.cos() as f32);
+                        sin.push(angle.sin() as f32);
+                    }
                 }
             }
         }
         let mk = |v: Vec<f32>| {
             self.match_dtype(Tensor::<4>::from_data(
-                TensorData::new(v, [1, 1, len, d]),
+                TensorData::new(v, [rows, 1, len, d]),
                 &self.device,
             ))
         };
@@ -238,23 +259,37 @@ impl Llama {
 
     /// Boolean mask (`true` = masked) for queries at `past..past+q_len` over keys `0..past+q_len`,
     /// or `None` when plain causal masking (or none) is exact.
-    fn attention_mask(&self, batch: usize, past: usize, q_len: usize) -> Option<Tensor<4, Bool>> {
+    fn attention_mask(
+        &self,
+        batch: usize,
+        past: usize,
+        q_len: usize,
+        pads: &[usize],
+    ) -> Option<Tensor<4, Bool>> {
         let k_len = past + q_len;
         let window = self.config.sliding_window.filter(|w| *w < k_len);
-        if window.is_none() && (past == 0 || q_len == 1) {
+        let padded = pads.iter().any(|&p| p > 0);
+        if window.is_none() && !padded && (past == 0 || q_len == 1) {
             return None;
         }
-        let mut m = Vec::with_capacity(q_len * k_len);
-        for qi in 0..q_len {
-            let qpos = past + qi;
-            for kpos in 0..k_len {
-                let future = kpos > qpos;
-                let outside = window.is_some_and(|w| qpos >= w && kpos <= qpos - w);
-                m.push(future || outside);
+        let rows: Vec<usize> = if padded { pads.to_vec() } else { vec![0] };
+        let mut m = Vec::with_capacity(rows.len() * q_len * k_len);
+        for &pad in &rows {
+            for qi in 0..q_len {
+                let qcol = past + qi;
+                for kcol in 0..k_len {
+                    let future = kcol > qcol;
+                    let outside = window.is_some_and(|w| qcol >= w && kcol <= qcol - w);
+                    // A pad query attends to itself only, so its softmax stays defined.
+                    let pad_key = kcol < pad && kcol != qcol;
+                    m.push(future || outside || pad_key);
+                }
             }
         }
-        let mask =
-            Tensor::<4, Bool>::from_data(TensorData::new(m, [1, 1, q_len, k_len]), &self.device);
+        let mask = Tensor::<4, Bool>::from_data(
+            TensorData::new(m, [rows.len(), 1, q_len, k_len]),
+            &self.device,
+        );
         Some(mask.expand([batch, self.config.num_heads, q_len, k_len]))
     }
 
@@ -284,8 +319,13 @@ impl Llama {
                 c.layers = (0..cfg.num_layers).map(|_| None).collect();
             }
         }
-        let (cos, sin) = self.rope_tables(past, seq);
-        let mask = self.attention_mask(batch, past, seq);
+        let pads: Vec<usize> = cache
+            .as_ref()
+            .map(|c| c.pad_left.clone())
+            .filter(|p| p.len() == batch && p.iter().any(|&x| x > 0))
+            .unwrap_or_default();
+        let (cos, sin) = self.rope_tables(past, seq, &pads);
+        let mask = self.attention_mask(batch, past, seq, &pads);
         let causal = mask.is_none() && past == 0 && seq > 1;
         let mut h = embedding(self.embed.clone(), tokens);
         for (i, layer) in self.layers.iter().enumerate() {

@@ -236,3 +236,55 @@ fn sharded_checkpoint_loads_like_a_single_file() {
         0.0
     );
 }
+
+#[test]
+fn batched_generation_of_different_lengths_equals_one_by_one() {
+    let m = loaded();
+    let questions = [
+        "Hi",
+        "What is the capital of France?",
+        "List the planets of the solar system in order, please.",
+    ];
+    let prompts: Vec<Vec<u32>> = questions
+        .iter()
+        .map(|q| m.format.prompt_ids(&[Message::new("user", q)]).unwrap())
+        .collect();
+    assert!(prompts[0].len() != prompts[2].len());
+    let params = SamplingParams {
+        max_tokens: 10,
+        stop_tokens: m.format.stop_ids.clone(),
+        ..Default::default()
+    };
+    let batched = generate::generate_batch(
+        &m.model,
+        &m.format.tokenizer,
+        &prompts,
+        &params,
+        m.format.stop_ids[0],
+    );
+    assert_eq!(batched.len(), 3);
+    for (p, b) in prompts.iter().zip(&batched) {
+        let single = generate::generate(&m.model, &m.format.tokenizer, p, &params, &mut |_| {});
+        assert_eq!(
+            b.tokens,
+            single.tokens,
+            "batched and single generation differ for a {}-token prompt",
+            p.len()
+        );
+        assert_eq!(b.finish, single.finish);
+    }
+    // Padded rows produce the same last-position logits as unpadded ones.
+    let mut cache =
+        workbench::model::KvCache::with_left_padding(vec![prompts[2].len() - prompts[1].len(), 0]);
+    let mut ids = vec![m.format.stop_ids[0]; prompts[2].len() - prompts[1].len()];
+    ids.extend(&prompts[1]);
+    ids.extend(&prompts[2]);
+    let both = to_vec(
+        m.model
+            .forward_last(m.model.tokens(&ids, 2), Some(&mut cache)),
+    );
+    let alone = to_vec(m.model.forward_last(m.model.tokens(&prompts[1], 1), None));
+    let v = alone.len();
+    let d = max_abs_diff(&both[..v], &alone);
+    assert!(d <= 1e-3, "left-padded row differs by {d}");
+}
