@@ -200,3 +200,42 @@ fn loss_falls_when_training_on_one_batch() {
         s.val_loss_after
     );
 }
+
+/// An adapter written by Hugging Face PEFT (eval/reference/peft_fixtures.py) loads onto the
+/// real model and gives PEFT's logits; the adapter files the workbench writes use PEFT's
+/// tensor names and config keys.
+#[test]
+fn peft_adapter_imports_with_peft_logits_and_exports_in_its_names() {
+    let dir = fixtures().join("peft/smollm2_r2");
+    let reference = crate::common::json(&fixtures().join("peft/smollm2_r2_reference.json"));
+    let (cfg, weights) = lora::load_peft(&dir).expect("load PEFT adapter");
+    assert_eq!((cfg.r, cfg.lora_alpha), (2, 8.0));
+    assert_eq!(weights.len(), 60, "q_proj and down_proj in 30 layers");
+    let bundle = workbench::model::ModelBundle::open(&crate::common::real_model_path()).unwrap();
+    let dev = inference_device();
+    let (mut model, _) = bundle.build(&dev).unwrap();
+    let ids: Vec<u32> = reference["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let base_last = to_vec(model.forward_last(model.tokens(&ids, 1), None));
+    let want_base = crate::common::b64_f32(reference["base_last"].as_str().unwrap());
+    assert!(max_abs_diff(&base_last, &want_base) <= 1e-3);
+    lora::attach_weights(&mut model, &cfg, &weights, &dev).unwrap();
+    let got = to_vec(model.forward_last(model.tokens(&ids, 1), None));
+    let want = crate::common::b64_f32(reference["adapted_last"].as_str().unwrap());
+    let d = max_abs_diff(&got, &want);
+    assert!(reference["adapter_effect"].as_f64().unwrap() > 0.1, "the fixture adapter must change the logits");
+    assert!(d <= 1e-3, "PEFT adapter logits differ by {d}");
+    // Export: same tensor names and shapes as PEFT's own file.
+    let out = tempfile::tempdir().unwrap();
+    lora::save_peft(out.path(), &cfg, &lora::extract(&model), "x").unwrap();
+    let names = |p: &std::path::Path| {
+        let bytes = std::fs::read(p.join("adapter_model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<usize>)> = st.tensors().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(out.path()), names(&dir));
+    let (cfg2, w2) = lora::load_peft(out.path()).unwrap();
+    assert_eq!(cfg2, cfg);
+    assert_eq!(w2, weights);
+}
