@@ -88,6 +88,28 @@ pub struct ModelBundle {
     pub format: &'static str,
 }
 
+/// sha256 of a large model file, remembered in the workbench cache by path, size and
+/// modification time so that opening the same model again does not re-read it.
+pub fn sha256_file_cached(path: &Path) -> Result<String, ModelError> {
+    let meta = std::fs::metadata(path).map_err(|e| ModelError::io(path, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let key = hex::encode(Sha256::digest(format!("{}|{}|{mtime}", canonical.display(), meta.len()).as_bytes()));
+    let stamp = source::cache_dir().join("hashes").join(key);
+    if let Ok(h) = std::fs::read_to_string(&stamp) {
+        if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(h);
+        }
+    }
+    let h = sha256_file(path)?;
+    let _ = crate::export::write_atomic(&stamp, h.as_bytes());
+    Ok(h)
+}
+
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
     let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
@@ -117,7 +139,7 @@ impl ModelBundle {
             names.sort();
             let mut h = Sha256::new();
             for n in &names {
-                h.update(sha256_file(n)?.as_bytes());
+                h.update(sha256_file_cached(n)?.as_bytes());
             }
             Ok(Self {
                 config,
@@ -136,7 +158,7 @@ impl ModelBundle {
             if config.eos_token_ids.is_empty() {
                 config.eos_token_ids.extend(tokenizer.eos_id);
             }
-            let sha256 = sha256_file(path)?;
+            let sha256 = sha256_file_cached(path)?;
             let weights = GgufSource::new(file, path, &config);
             Ok(Self {
                 config,

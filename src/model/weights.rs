@@ -378,16 +378,34 @@ fn to_tensor1(t: HostTensor, device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(t.data, [n]), device)
 }
 
-/// Builds a dense projection from an HF `[out, in]` weight, transposing to `[in, out]` on the host.
-fn dense_from_hf(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Dense {
-    let (out, inp) = (weight.shape[0], weight.shape[1]);
-    let mut t = vec![0.0f32; weight.data.len()];
-    for r in 0..out {
-        let row = &weight.data[r * inp..(r + 1) * inp];
-        for (c, &v) in row.iter().enumerate() {
-            t[c * out + r] = v;
+/// Rows of the transposed matrix handled per parallel task, and the tile edge within a task.
+const TRANSPOSE_TASK_ROWS: usize = 64;
+const TRANSPOSE_TILE: usize = 32;
+
+/// Transposes a row-major `[rows, cols]` matrix into `[cols, rows]`, tiled and in parallel.
+fn transpose_parallel(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut t = vec![0.0f32; data.len()];
+    t.par_chunks_mut(TRANSPOSE_TASK_ROWS * rows).enumerate().for_each(|(task, chunk)| {
+        let c0 = task * TRANSPOSE_TASK_ROWS;
+        let c1 = (c0 + TRANSPOSE_TASK_ROWS).min(cols);
+        for r0 in (0..rows).step_by(TRANSPOSE_TILE) {
+            let r1 = (r0 + TRANSPOSE_TILE).min(rows);
+            for c in c0..c1 {
+                let dst = &mut chunk[(c - c0) * rows..(c - c0 + 1) * rows];
+                for r in r0..r1 {
+                    dst[r] = data[r * cols + c];
+                }
+            }
         }
-    }
+    });
+    t
+}
+
+/// Builds a dense projection from an HF `[out, in]` weight, transposing to `[in, out]` on the host.
+fn dense_from_hf(weight: &HostTensor, bias: Option<HostTensor>, device: &Device) -> Dense {
+    let (out, inp) = (weight.shape[0], weight.shape[1]);
+    let t = transpose_parallel(&weight.data, out, inp);
     Dense {
         weight: Tensor::from_data(TensorData::new(t, [inp, out]), device),
         bias: bias.map(|b| to_tensor1(b, device)),
@@ -441,7 +459,7 @@ pub fn load_llama(
             return Ok(Projection::Int8(std::sync::Arc::new(layer)));
         }
         let w = get(&format!("{base}.weight"), &[out, inp])?;
-        Ok(Projection::Dense(dense_from_hf(w, b, device)))
+        Ok(Projection::Dense(dense_from_hf(&w, b, device)))
     };
     let embed_host = get("model.embed_tokens.weight", &[config.vocab_size, h])?;
     let mut layers = Vec::with_capacity(config.num_layers);
@@ -478,7 +496,7 @@ pub fn load_llama(
     } else if has_head {
         let head = get("lm_head.weight", &[config.vocab_size, h])?;
         if config.tie_word_embeddings && head.data == embed_host.data {
-            Projection::Dense(dense_from_hf(embed_host.clone(), None, device))
+            Projection::Dense(dense_from_hf(&embed_host, None, device))
         } else {
             if config.tie_word_embeddings {
                 report.warnings.push(format!(
@@ -486,10 +504,10 @@ pub fn load_llama(
                     source.origin()
                 ));
             }
-            Projection::Dense(dense_from_hf(head, None, device))
+            Projection::Dense(dense_from_hf(&head, None, device))
         }
     } else if config.tie_word_embeddings {
-        Projection::Dense(dense_from_hf(embed_host.clone(), None, device))
+        Projection::Dense(dense_from_hf(&embed_host, None, device))
     } else {
         return Err(ModelError::MissingTensor {
             origin: source.origin(),
