@@ -10,6 +10,9 @@ use crate::generate::{self, SamplingParams};
 pub struct ChatArgs {
     /// A model source or an artifact folder.
     pub model: String,
+    /// Allow downloading a Hugging Face repo missing from the local cache (off by default).
+    #[arg(long)]
+    pub allow_download: bool,
     /// Optional system message.
     #[arg(long)]
     pub system: Option<String>,
@@ -25,7 +28,14 @@ pub struct ChatArgs {
 }
 
 pub fn run(a: &ChatArgs) -> anyhow::Result<i32> {
-    let loaded = crate::pipeline::open_model(&a.model, &mut super::StderrNotes)?;
+    let loaded = crate::pipeline::open_model_with(
+        &a.model,
+        &crate::model::source::ResolveOptions {
+            allow_download: a.allow_download,
+            ..Default::default()
+        },
+        &mut super::StderrNotes,
+    )?;
     let mut history: Vec<Message> = a.system.iter().map(|s| Message::new("system", s)).collect();
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();

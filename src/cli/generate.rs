@@ -10,6 +10,9 @@ use crate::pipeline;
 pub struct GenerateArgs {
     /// A model source (path, pip:NAME==VERSION, ORG/NAME in the HF cache) or an artifact folder.
     pub model: String,
+    /// Allow downloading a Hugging Face repo missing from the local cache (off by default).
+    #[arg(long)]
+    pub allow_download: bool,
     /// The user message (rendered through the model's chat template unless --raw).
     #[arg(long, short)]
     pub prompt: String,
@@ -40,7 +43,14 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: &GenerateArgs) -> anyhow::Result<i32> {
-    let loaded = pipeline::open_model(&a.model, &mut super::StderrNotes)?;
+    let loaded = pipeline::open_model_with(
+        &a.model,
+        &crate::model::source::ResolveOptions {
+            allow_download: a.allow_download,
+            ..Default::default()
+        },
+        &mut super::StderrNotes,
+    )?;
     let ids = if a.raw {
         let mut ids: Vec<u32> = loaded.format.bos.into_iter().collect();
         ids.extend(loaded.format.encode(&a.prompt)?);

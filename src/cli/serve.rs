@@ -13,6 +13,9 @@ use crate::serve::{self, Engine};
 pub struct ServeArgs {
     /// The artifact folder (or any model source).
     pub model: String,
+    /// Allow downloading a Hugging Face repo missing from the local cache (off by default).
+    #[arg(long)]
+    pub allow_download: bool,
     /// Key file: `ID SECRET [CLEARANCE]` per line.
     #[arg(long)]
     pub api_keys: Option<PathBuf>,
@@ -40,7 +43,14 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
             "an API key file is required (--api-keys FILE); use --insecure-no-auth only for a local try-out"
         ),
     };
-    let loaded = crate::pipeline::open_model(&a.model, &mut super::StderrNotes)?;
+    let loaded = crate::pipeline::open_model_with(
+        &a.model,
+        &crate::model::source::ResolveOptions {
+            allow_download: a.allow_download,
+            ..Default::default()
+        },
+        &mut super::StderrNotes,
+    )?;
     let model_id = a
         .model_id
         .clone()

@@ -335,8 +335,14 @@ pub fn load_peft(dir: &Path) -> Result<(LoraConfig, AdapterWeights), LoraError> 
         },
     };
     for key in ["rank_pattern", "alpha_pattern"] {
-        if v.get(key).and_then(|x| x.as_object()).is_some_and(|m| !m.is_empty()) {
-            return Err(LoraError::File { path: cfg_path.display().to_string(), why: format!("`{key}` (per-module rank or alpha) is not supported yet") });
+        if v.get(key)
+            .and_then(|x| x.as_object())
+            .is_some_and(|m| !m.is_empty())
+        {
+            return Err(LoraError::File {
+                path: cfg_path.display().to_string(),
+                why: format!("`{key}` (per-module rank or alpha) is not supported yet"),
+            });
         }
     }
     if v.get("use_dora").and_then(|x| x.as_bool()) == Some(true)

@@ -98,7 +98,9 @@ pub fn sha256_file_cached(path: &Path) -> Result<String, ModelError> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let key = hex::encode(Sha256::digest(format!("{}|{}|{mtime}", canonical.display(), meta.len()).as_bytes()));
+    let key = hex::encode(Sha256::digest(
+        format!("{}|{}|{mtime}", canonical.display(), meta.len()).as_bytes(),
+    ));
     let stamp = source::cache_dir().join("hashes").join(key);
     if let Ok(h) = std::fs::read_to_string(&stamp) {
         if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {

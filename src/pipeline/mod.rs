@@ -308,7 +308,11 @@ pub fn run(
             });
         }
     }
-    let model_path = source::resolve(&recipe.model.source, &mut Notes(sink))?;
+    let resolve_opts = source::ResolveOptions {
+        allow_download: recipe.model.allow_download,
+        ..Default::default()
+    };
+    let model_path = source::resolve_with(&recipe.model.source, &resolve_opts, &mut Notes(sink))?;
     let bundle = ModelBundle::open(&model_path)?;
     let format = chat_format(&bundle)?;
     let cfg = bundle.config.clone();
@@ -924,7 +928,16 @@ pub fn open_model(
     spec: &str,
     notes: &mut dyn source::ResolveSink,
 ) -> Result<LoadedModel, PipelineError> {
-    let path = source::resolve(spec, notes)?;
+    open_model_with(spec, &source::ResolveOptions::default(), notes)
+}
+
+/// [`open_model`] with resolver options (for example an allowed hub download).
+pub fn open_model_with(
+    spec: &str,
+    opts: &source::ResolveOptions,
+    notes: &mut dyn source::ResolveSink,
+) -> Result<LoadedModel, PipelineError> {
+    let path = source::resolve_with(spec, opts, notes)?;
     let manifest = if path.join("manifest.json").exists() {
         Some(export::verify_artifact(&path)?)
     } else {

@@ -63,6 +63,9 @@ fn default_output_dir() -> PathBuf {
 pub struct ModelSection {
     /// A path, `pip:NAME==VERSION[#file]`, or a Hugging Face repo id in the local cache.
     pub source: String,
+    /// Allow downloading a Hugging Face repo that is not in the local cache (off by default).
+    #[serde(default)]
+    pub allow_download: bool,
 }
 
 /// Record shape of a dataset.

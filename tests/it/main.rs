@@ -6,6 +6,7 @@ mod common;
 mod dlp;
 mod generation;
 mod gguf;
+mod hub;
 mod parity;
 mod pipeline;
 mod train;

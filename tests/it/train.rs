@@ -214,7 +214,12 @@ fn peft_adapter_imports_with_peft_logits_and_exports_in_its_names() {
     let bundle = workbench::model::ModelBundle::open(&crate::common::real_model_path()).unwrap();
     let dev = inference_device();
     let (mut model, _) = bundle.build(&dev).unwrap();
-    let ids: Vec<u32> = reference["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let ids: Vec<u32> = reference["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     let base_last = to_vec(model.forward_last(model.tokens(&ids, 1), None));
     let want_base = crate::common::b64_f32(reference["base_last"].as_str().unwrap());
     assert!(max_abs_diff(&base_last, &want_base) <= 1e-3);
@@ -222,7 +227,10 @@ fn peft_adapter_imports_with_peft_logits_and_exports_in_its_names() {
     let got = to_vec(model.forward_last(model.tokens(&ids, 1), None));
     let want = crate::common::b64_f32(reference["adapted_last"].as_str().unwrap());
     let d = max_abs_diff(&got, &want);
-    assert!(reference["adapter_effect"].as_f64().unwrap() > 0.1, "the fixture adapter must change the logits");
+    assert!(
+        reference["adapter_effect"].as_f64().unwrap() > 0.1,
+        "the fixture adapter must change the logits"
+    );
     assert!(d <= 1e-3, "PEFT adapter logits differ by {d}");
     // Export: same tensor names and shapes as PEFT's own file.
     let out = tempfile::tempdir().unwrap();
@@ -230,7 +238,11 @@ fn peft_adapter_imports_with_peft_logits_and_exports_in_its_names() {
     let names = |p: &std::path::Path| {
         let bytes = std::fs::read(p.join("adapter_model.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut v: Vec<(String, Vec<usize>)> = st.tensors().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
+        let mut v: Vec<(String, Vec<usize>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
         v.sort();
         v
     };
