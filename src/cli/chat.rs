@@ -28,14 +28,7 @@ pub struct ChatArgs {
 }
 
 pub fn run(a: &ChatArgs) -> anyhow::Result<i32> {
-    let loaded = crate::pipeline::open_model_with(
-        &a.model,
-        &crate::model::source::ResolveOptions {
-            allow_download: a.allow_download,
-            ..Default::default()
-        },
-        &mut super::StderrNotes,
-    )?;
+    let loaded = super::open_model(&a.model, a.allow_download)?;
     let mut history: Vec<Message> = a.system.iter().map(|s| Message::new("system", s)).collect();
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();

@@ -4,7 +4,6 @@ use std::io::Write;
 
 use crate::data::template::Message;
 use crate::generate::{self, SamplingParams};
-use crate::pipeline;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -43,14 +42,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: &GenerateArgs) -> anyhow::Result<i32> {
-    let loaded = pipeline::open_model_with(
-        &a.model,
-        &crate::model::source::ResolveOptions {
-            allow_download: a.allow_download,
-            ..Default::default()
-        },
-        &mut super::StderrNotes,
-    )?;
+    let loaded = super::open_model(&a.model, a.allow_download)?;
     let ids = if a.raw {
         let mut ids: Vec<u32> = loaded.format.bos.into_iter().collect();
         ids.extend(loaded.format.encode(&a.prompt)?);

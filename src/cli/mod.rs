@@ -66,6 +66,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// Resolves and loads a model or artifact for the interactive commands, printing notes.
+pub fn open_model(
+    model: &str,
+    allow_download: bool,
+) -> Result<crate::pipeline::LoadedModel, crate::pipeline::PipelineError> {
+    let opts = crate::model::source::ResolveOptions {
+        allow_download,
+        ..Default::default()
+    };
+    crate::pipeline::open_model_with(model, &opts, &mut StderrNotes)
+}
+
 /// Prints resolver notes to stderr.
 pub struct StderrNotes;
 

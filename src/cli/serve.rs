@@ -43,14 +43,7 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
             "an API key file is required (--api-keys FILE); use --insecure-no-auth only for a local try-out"
         ),
     };
-    let loaded = crate::pipeline::open_model_with(
-        &a.model,
-        &crate::model::source::ResolveOptions {
-            allow_download: a.allow_download,
-            ..Default::default()
-        },
-        &mut super::StderrNotes,
-    )?;
+    let loaded = super::open_model(&a.model, a.allow_download)?;
     let model_id = a
         .model_id
         .clone()

@@ -190,6 +190,15 @@ impl<'a> StreamDecoder<'a> {
     }
 }
 
+/// Byte offset of the earliest stop string in `text`, if any.
+fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
 /// Length of the longest suffix of `text` that is a proper prefix of some stop string (on a
 /// character boundary): the part that must not be streamed yet.
 fn stop_prefix_len(text: &str, stops: &[String]) -> usize {
@@ -245,13 +254,7 @@ pub fn generate(
         out.push(next);
         history.push(next);
         text.push_str(&stream.push(next));
-        if let Some(cut) = params
-            .stop_strings
-            .iter()
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
-        {
+        if let Some(cut) = first_stop(&text, &params.stop_strings) {
             text.truncate(cut);
             finish = FinishReason::Stop;
             break;
@@ -354,13 +357,7 @@ pub fn generate_batch(
         .map(|((tokens, fin), prompt)| {
             let mut text = tokenizer.decode(&tokens, true).unwrap_or_default();
             let mut finish = fin.unwrap_or(FinishReason::Length);
-            if let Some(cut) = params
-                .stop_strings
-                .iter()
-                .filter(|s| !s.is_empty())
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
+            if let Some(cut) = first_stop(&text, &params.stop_strings) {
                 text.truncate(cut);
                 finish = FinishReason::Stop;
             }
