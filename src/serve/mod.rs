@@ -201,12 +201,6 @@ impl Engine {
         if req.n.unwrap_or(1) != 1 {
             return Err(ApiError::bad_request("only n = 1 is supported", Some("n")));
         }
-        if req.stream == Some(true) {
-            return Err(ApiError::bad_request(
-                "streaming is not supported yet; send stream: false",
-                Some("stream"),
-            ));
-        }
         let max_tokens = req
             .max_completion_tokens
             .or(req.max_tokens)
@@ -366,7 +360,9 @@ async fn chat(
         }
     };
     let engine = e.clone();
+    let stream = req.stream == Some(true);
     match tokio::task::spawn_blocking(move || engine.chat(&headers, req)).await {
+        Ok(Ok(resp)) if stream => sse_response(&resp),
         Ok(Ok(resp)) => Json(resp).into_response(),
         Ok(Err(err)) => err.into_response(),
         Err(_) => ApiError::internal("generation task failed").into_response(),
@@ -375,6 +371,53 @@ async fn chat(
 
 async fn not_found() -> Response {
     ApiError::not_found("no such endpoint").into_response()
+}
+
+/// Characters per streamed content chunk.
+const SSE_CHUNK_CHARS: usize = 16;
+
+/// A `stream: true` answer as server-sent events in OpenAI's chunk format. The answer is
+/// complete (and has passed response DLP) before the first event is sent, so nothing that
+/// DLP would redact can leave the server; clients get the protocol, not earlier tokens.
+fn sse_response(resp: &ChatResponse) -> Response {
+    let mut body = String::new();
+    let mut event = |delta: serde_json::Value, finish: Option<&str>| {
+        let chunk = serde_json::json!({
+            "id": resp.id,
+            "object": "chat.completion.chunk",
+            "created": resp.created,
+            "model": resp.model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+        });
+        body.push_str("data: ");
+        body.push_str(&chunk.to_string());
+        body.push_str("\n\n");
+    };
+    event(
+        serde_json::json!({ "role": "assistant", "content": "" }),
+        None,
+    );
+    let content = &resp.choices[0].message.content;
+    let chars: Vec<char> = content.chars().collect();
+    for piece in chars.chunks(SSE_CHUNK_CHARS) {
+        event(
+            serde_json::json!({ "content": piece.iter().collect::<String>() }),
+            None,
+        );
+    }
+    event(
+        serde_json::json!({}),
+        Some(resp.choices[0].finish_reason.as_str()),
+    );
+    body.push_str("data: [DONE]\n\n");
+    (
+        [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The HTTP routes over an engine.

@@ -21,6 +21,24 @@ resp = client.chat.completions.create(
 print("finish:", resp.choices[0].finish_reason)
 print("usage:", resp.usage.prompt_tokens, resp.usage.completion_tokens)
 print("answer:", resp.choices[0].message.content)
+stream = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": "What is the capital of France?"}],
+    max_tokens=24,
+    temperature=0,
+    stream=True,
+)
+pieces, finish = [], None
+for chunk in stream:
+    if chunk.choices and chunk.choices[0].delta.content:
+        pieces.append(chunk.choices[0].delta.content)
+    if chunk.choices and chunk.choices[0].finish_reason:
+        finish = chunk.choices[0].finish_reason
+streamed = "".join(pieces)
+print("streamed:", streamed, "finish:", finish, "chunks:", len(pieces))
+if streamed != resp.choices[0].message.content:
+    print("streamed answer differs from the non-streamed one")
+    sys.exit(1)
 try:
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
     bad = openai.OpenAI(base_url=base_url, api_key="sk-wrong-key-000000000000", max_retries=0)
