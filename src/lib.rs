@@ -16,3 +16,4 @@ pub mod quant;
 pub mod recipe;
 pub mod serve;
 pub mod train;
+pub mod tui;

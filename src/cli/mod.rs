@@ -6,6 +6,7 @@ pub mod generate;
 pub mod run;
 pub mod scan;
 pub mod serve;
+pub mod tui;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,10 @@ pub enum Command {
     ///
     /// Example: workbench run recipes/quickstart.toml
     Run(run::RunArgs),
+    /// Run a recipe under the terminal UI (stages, loss, log); q cancels.
+    ///
+    /// Example: workbench tui recipes/quickstart.toml
+    Tui(tui::TuiArgs),
     /// Check a recipe without running it; reports every problem at once.
     ///
     /// Example: workbench validate recipes/quickstart.toml
@@ -58,6 +63,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(a) => run::run(&a),
         Command::Validate(a) => validate::run(&a),
+        Command::Tui(a) => tui::run(&a),
         Command::Generate(a) => generate::run(&a),
         Command::Serve(a) => serve::run(&a),
         Command::Chat(a) => chat::run(&a),
