@@ -2,7 +2,8 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::pipeline::{self, RunEvent, RunSink, Stage};
 use crate::recipe::Recipe;
@@ -97,6 +98,31 @@ impl RunSink for CliSink {
     }
 }
 
+/// Exit status after a second Ctrl-C (128 + SIGINT).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// First Ctrl-C: ask the pipeline to stop at the next step boundary (nothing half-written is
+/// left: the artifact is only renamed into place when complete). Second Ctrl-C: exit now.
+fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.store(true, Ordering::Relaxed);
+                eprintln!("\ncancelling after the current step (Ctrl-C again to exit now)");
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(EXIT_INTERRUPTED);
+                }
+            }
+        });
+    });
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let recipe = Recipe::load(&args.recipe)?;
     let events = match &args.events {
@@ -111,7 +137,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         max_steps: recipe.training.max_steps,
         events,
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(cancel.clone());
     let s = pipeline::run(&recipe, &args.recipe, &mut sink, &cancel)?;
     println!("\nrun {} finished in {:.0} s", s.run_id, s.seconds);
     println!(

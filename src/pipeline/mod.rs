@@ -480,8 +480,14 @@ pub fn run(
             line: format!("held-out perplexity {p:.2}"),
         });
     }
-    let prompts_before =
-        eval::answer_prompts(&base_model, &format, &prompts, recipe.eval.max_new_tokens);
+    let prompts_before = answer_with_progress(
+        sink,
+        Stage::Baseline,
+        &base_model,
+        &format,
+        &prompts,
+        recipe.eval.max_new_tokens,
+    );
     for r in &prompts_before {
         sink.event(&RunEvent::Info {
             stage: Stage::Baseline,
@@ -573,8 +579,14 @@ pub fn run(
     let heldout_ppl_after = heldout_tokens
         .as_ref()
         .map(|t| eval::text_perplexity(&adapted, t, window, pad));
-    let prompts_after =
-        eval::answer_prompts(&adapted, &format, &prompts, recipe.eval.max_new_tokens);
+    let prompts_after = answer_with_progress(
+        sink,
+        Stage::Evaluate,
+        &adapted,
+        &format,
+        &prompts,
+        recipe.eval.max_new_tokens,
+    );
     for r in &prompts_after {
         sink.event(&RunEvent::Info {
             stage: Stage::Evaluate,
@@ -806,6 +818,33 @@ pub fn run(
             .as_bytes(),
     );
     Ok(summary)
+}
+
+/// Greedy answers to the eval prompts, one progress event per prompt.
+fn answer_with_progress(
+    sink: &mut dyn RunSink,
+    stage: Stage,
+    model: &Llama,
+    format: &ChatFormat,
+    prompts: &[String],
+    max_tokens: usize,
+) -> Vec<PromptResult> {
+    let mut out = Vec::with_capacity(prompts.len());
+    for (i, p) in prompts.iter().enumerate() {
+        out.extend(eval::answer_prompts(
+            model,
+            format,
+            std::slice::from_ref(p),
+            max_tokens,
+        ));
+        sink.event(&RunEvent::Progress {
+            stage,
+            done: i + 1,
+            total: prompts.len(),
+            note: format!("prompt {}/{}", i + 1, prompts.len()),
+        });
+    }
+    out
 }
 
 fn merge_reports(total: &mut GovernanceReport, r: &GovernanceReport) {

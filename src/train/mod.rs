@@ -272,6 +272,18 @@ pub fn train(
         }
     }
     crate::lora::set_training(model, false);
+    if cancelled {
+        return TrainSummary {
+            steps: steps_done,
+            first_loss,
+            final_loss,
+            val_loss_before,
+            val_loss_after: f64::NAN,
+            trained_tokens,
+            seconds: start.elapsed().as_secs_f64(),
+            cancelled,
+        };
+    }
     let val_loss_after = evaluate_loss(model, val_set, settings.batch_size, pad);
     sink.event(&TrainEvent::Validation {
         step: steps_done,
