@@ -81,7 +81,7 @@ impl RunSink for CliSink {
                 Some(b) => {
                     b.set_position(*step as u64);
                     b.set_message(format!(
-                        "loss {loss:.4}  lr {lr:.2e}  |g| {grad_norm:.2}  {:.0} tok/s",
+                        "loss {loss:.4}  lr {lr:.2e}  |g| {grad_norm:.2}  {:.0} answer tok/s",
                         *tokens as f64 / seconds.max(1e-9)
                     ));
                 }
