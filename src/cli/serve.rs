@@ -16,7 +16,8 @@ pub struct ServeArgs {
     /// Allow downloading a Hugging Face repo missing from the local cache (off by default).
     #[arg(long)]
     pub allow_download: bool,
-    /// Key file: `ID SECRET [CLEARANCE]` per line.
+    /// Key file: `ID SECRET [CLEARANCE]` per line (clearance defaults to INTERNAL; a caller needs
+    /// at least the highest data level the artifact was trained on).
     #[arg(long)]
     pub api_keys: Option<PathBuf>,
     /// Serve without authentication (for a local try-out only).
@@ -29,6 +30,9 @@ pub struct ServeArgs {
     /// Audit log (hash-chained JSON lines).
     #[arg(long, default_value = "serve-audit.jsonl")]
     pub audit_log: PathBuf,
+    /// Require at least this clearance from callers, above what the artifact records.
+    #[arg(long)]
+    pub min_clearance: Option<Level>,
     /// Model id reported by /v1/models (default: the artifact's).
     #[arg(long)]
     pub model_id: Option<String>,
@@ -52,8 +56,16 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
     let required = loaded
         .manifest
         .as_ref()
-        .and_then(|m| m.highest_data_level)
-        .unwrap_or(Level::Public);
+        .map_or(Level::Public, |m| {
+            crate::export::required_clearance(m, &loaded.bundle.path)
+        })
+        .max(a.min_clearance.unwrap_or(Level::Public));
+    if keys.is_none() && required > Level::Public {
+        eprintln!(
+            "warning: --insecure-no-auth serves a model trained on {required} data to anyone who can reach {}:{}",
+            a.host, a.port
+        );
+    }
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

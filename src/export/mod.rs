@@ -388,6 +388,29 @@ pub fn verify_artifact(dir: &Path) -> Result<Manifest, ModelError> {
     Ok(manifest)
 }
 
+/// The clearance a caller needs for an artifact: the highest data level recorded anywhere
+/// in it (the manifest's field, the governance report inside the manifest, and the
+/// adapter's lineage file, whose hash the manifest lists), so that editing one of them does
+/// not lower it. Artifacts are not signed yet: whoever can rewrite all of them consistently
+/// can also rewrite the weights.
+pub fn required_clearance(manifest: &Manifest, dir: &Path) -> crate::data::classify::Level {
+    use crate::data::classify::Level;
+    let parse = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<Level>().ok());
+    let mut level = manifest.highest_data_level.unwrap_or(Level::Public);
+    let governance = &manifest.data["governance"];
+    if let Some(l) = parse(&governance["highest_level_used"]) {
+        level = level.max(l);
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join("adapter/workbench.json")) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(l) = parse(&v["highest_data_level"]) {
+                level = level.max(l);
+            }
+        }
+    }
+    level
+}
+
 /// The config stored in an artifact.
 pub fn artifact_config(dir: &Path) -> Result<LlamaConfig, ModelError> {
     LlamaConfig::from_hf_file(&dir.join("config.json"))

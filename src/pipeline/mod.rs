@@ -255,7 +255,7 @@ pub fn run(
     let t_run = Instant::now();
     let base = recipe.base_dir(recipe_path);
     let stamp = time::OffsetDateTime::now_utc();
-    let run_id = format!(
+    let stamp_id = format!(
         "{}-{:04}{:02}{:02}-{:02}{:02}{:02}",
         recipe.run.name,
         stamp.year(),
@@ -266,9 +266,28 @@ pub fn run(
         stamp.second()
     );
     let out_root = base.join(&recipe.run.output_dir);
-    let run_dir = out_root.join(&run_id);
-    std::fs::create_dir_all(&run_dir)
-        .map_err(|e| PipelineError::Other(format!("{}: {e}", run_dir.display())))?;
+    std::fs::create_dir_all(&out_root)
+        .map_err(|e| PipelineError::Other(format!("{}: {e}", out_root.display())))?;
+    // A run folder is created exclusively: two runs started in the same second get
+    // `-2`, `-3`, ... instead of sharing one folder.
+    let (run_id, run_dir) = (1..)
+        .map(|n| {
+            if n == 1 {
+                stamp_id.clone()
+            } else {
+                format!("{stamp_id}-{n}")
+            }
+        })
+        .map(|id| {
+            let dir = out_root.join(&id);
+            (id, dir)
+        })
+        .find_map(|(id, dir)| match std::fs::create_dir(&dir) {
+            Ok(()) => Some(Ok((id, dir))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+            Err(e) => Some(Err(PipelineError::Other(format!("{}: {e}", dir.display())))),
+        })
+        .unwrap_or_else(|| Err(PipelineError::Other("no free run folder".into())))?;
     let recipe_json = serde_json::to_value(recipe).unwrap_or_default();
     let _ = export::write_atomic(
         &run_dir.join("recipe.json"),

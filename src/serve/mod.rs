@@ -26,6 +26,9 @@ use wire::{
     ApiError, ChatRequest, ChatResponse, Choice, ChoiceMessage, ModelCard, ModelList, Usage,
 };
 
+/// Makes response ids unique within a process.
+static REQUEST_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Default and largest number of tokens one request may generate.
 pub const DEFAULT_MAX_TOKENS: usize = 256;
 pub const MAX_TOKENS_LIMIT: usize = 2048;
@@ -48,7 +51,7 @@ pub struct KeyFileError {
 }
 
 /// Reads a key file: one key per line, `ID SECRET [CLEARANCE]` (clearance defaults to
-/// INTERNAL); `#` starts a comment.
+/// INTERNAL); `#` starts a comment. Ids and secrets must be unique.
 pub fn read_keys(path: &Path) -> Result<Vec<ApiKey>, KeyFileError> {
     let err = |line: usize, why: String| KeyFileError {
         path: path.display().to_string(),
@@ -78,9 +81,22 @@ pub fn read_keys(path: &Path) -> Result<Vec<ApiKey>, KeyFileError> {
                 .map_err(|_| err(i + 1, format!("unknown clearance {c:?}")))?,
             None => Level::Internal,
         };
+        let secret_sha256: [u8; 32] = Sha256::digest(parts[1].as_bytes()).into();
+        if keys.iter().any(|k: &ApiKey| k.id == parts[0]) {
+            return Err(err(i + 1, format!("key id {:?} appears twice", parts[0])));
+        }
+        if keys
+            .iter()
+            .any(|k: &ApiKey| k.secret_sha256 == secret_sha256)
+        {
+            return Err(err(
+                i + 1,
+                format!("key {:?} reuses another key's secret", parts[0]),
+            ));
+        }
         keys.push(ApiKey {
             id: parts[0].to_string(),
-            secret_sha256: Sha256::digest(parts[1].as_bytes()).into(),
+            secret_sha256,
             clearance,
         });
     }
@@ -198,6 +214,24 @@ impl Engine {
                 )));
             }
         }
+        if req.messages.is_empty() {
+            return Err(ApiError::bad_request(
+                "`messages` must hold at least one message",
+                Some("messages"),
+            ));
+        }
+        if let Some(t) = req.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return Err(ApiError::bad_request(
+                &format!("temperature must be in [0, 2] (got {t})"),
+                Some("temperature"),
+            ));
+        }
+        if let Some(p) = req.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(ApiError::bad_request(
+                &format!("top_p must be in (0, 1] (got {p})"),
+                Some("top_p"),
+            ));
+        }
         if req.n.unwrap_or(1) != 1 {
             return Err(ApiError::bad_request("only n = 1 is supported", Some("n")));
         }
@@ -302,7 +336,11 @@ impl Engine {
         Ok(ChatResponse {
             id: format!(
                 "chatcmpl-{}",
-                &sha256_hex(&format!("{created}{prompt_text}{}", g.tokens.len()))[..24]
+                &sha256_hex(&format!(
+                    "{:?}{}{prompt_text}",
+                    std::time::SystemTime::now(),
+                    REQUEST_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ))[..24]
             ),
             object: "chat.completion".into(),
             created,

@@ -160,6 +160,13 @@ fn quickstart_pipeline_trains_exports_and_serves() {
         serde_json::from_slice(&std::fs::read(s.artifact.join("adapter/workbench.json")).unwrap())
             .unwrap();
     assert_eq!(lineage["highest_data_level"], "INTERNAL");
+    // Lowering the level in one place of the manifest does not lower the clearance needed.
+    let mut tampered = manifest.clone();
+    tampered.highest_data_level = Some(Level::Public);
+    assert_eq!(
+        workbench::export::required_clearance(&tampered, &s.artifact),
+        Level::Internal
+    );
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.artifact.join("config.json")).unwrap()).unwrap();
     let bundle = workbench::model::ModelBundle::open(&real_model_path()).unwrap();
