@@ -47,7 +47,11 @@ pub enum IngestError {
     Format { path: String, why: String },
 }
 
-/// Checks each JSONL line parses as a JSON object, so an error can name the line.
+/// Text fields that must hold strings when present.
+const TEXT_KEYS: [&str; 4] = ["instruction", "input", "output", "system"];
+
+/// Checks each JSONL line parses as a JSON object with text fields of the right types, so an
+/// error can name the line (polars would coerce or fail without a row number).
 fn prevalidate_jsonl(path: &Path) -> Result<(), IngestError> {
     let f = std::fs::File::open(path).map_err(|source| IngestError::Io {
         path: path.display().to_string(),
@@ -62,7 +66,34 @@ fn prevalidate_jsonl(path: &Path) -> Result<(), IngestError> {
             continue;
         }
         match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(serde_json::Value::Object(_)) => {}
+            Ok(serde_json::Value::Object(map)) => {
+                let row_err = |why: String| IngestError::Row {
+                    path: path.display().to_string(),
+                    row: i + 1,
+                    why,
+                };
+                for key in TEXT_KEYS {
+                    if let Some(v) = map.get(key) {
+                        if !(v.is_string() || v.is_null()) {
+                            return Err(row_err(format!("`{key}` must be a string (got {v})")));
+                        }
+                    }
+                }
+                if let Some(m) = map.get("messages") {
+                    let ok = m.as_array().is_some_and(|a| {
+                        a.iter().all(|x| {
+                            x.get("role").is_some_and(|r| r.is_string())
+                                && x.get("content").is_some_and(|c| c.is_string())
+                        })
+                    });
+                    if !ok {
+                        return Err(row_err(
+                            "`messages` must be a list of {\"role\": string, \"content\": string}"
+                                .into(),
+                        ));
+                    }
+                }
+            }
             Ok(_) => {
                 return Err(IngestError::Row {
                     path: path.display().to_string(),
@@ -103,6 +134,12 @@ pub fn read_frame(path: &Path) -> Result<DataFrame, IngestError> {
     match ext.as_str() {
         "jsonl" | "ndjson" => {
             prevalidate_jsonl(path)?;
+            if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+                return Err(IngestError::Format {
+                    path: p.clone(),
+                    why: "the dataset is empty".into(),
+                });
+            }
             JsonReader::new(open()?)
                 .with_json_format(JsonFormat::JsonLines)
                 .finish()
@@ -148,6 +185,12 @@ pub fn read_records(
 ) -> Result<Vec<Record>, IngestError> {
     let p = path.display().to_string();
     let df = read_frame(path)?;
+    if df.height() == 0 {
+        return Err(IngestError::Format {
+            path: p,
+            why: "the dataset has no rows".into(),
+        });
+    }
     let has = |c: &str| df.column(c).is_ok();
     let format = match format {
         DatasetFormat::Auto if has("messages") => DatasetFormat::Chat,
@@ -198,7 +241,10 @@ pub fn read_records(
                 let ins = instruction
                     .get(i)
                     .ok_or_else(|| row_err("`instruction` is empty"))?;
-                let outp = output.get(i).ok_or_else(|| row_err("`output` is empty"))?;
+                let outp = output
+                    .get(i)
+                    .filter(|o| !o.trim().is_empty())
+                    .ok_or_else(|| row_err("`output` is empty"))?;
                 let user = match input
                     .and_then(|c| c.get(i))
                     .filter(|s| !s.trim().is_empty())
@@ -265,7 +311,14 @@ pub fn read_records(
                     let role = roles
                         .get(j)
                         .ok_or_else(|| row_err(format!("message {j} has no role")))?;
-                    let content = contents.get(j).unwrap_or("");
+                    let content = contents
+                        .get(j)
+                        .ok_or_else(|| row_err(format!("message {j} has no `content`")))?;
+                    if role == "assistant" && content.trim().is_empty() {
+                        return Err(row_err(format!(
+                            "message {j}: the assistant's `content` is empty"
+                        )));
+                    }
                     if !matches!(role, "system" | "user" | "assistant") {
                         return Err(row_err(format!("message {j}: unknown role {role:?}")));
                     }

@@ -143,6 +143,38 @@ fn malformed_jsonl_row_is_named() {
 }
 
 #[test]
+fn empty_or_mistyped_answers_are_refused_with_their_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.jsonl");
+    let ok = "{\"instruction\": \"a\", \"output\": \"b\"}\n";
+    for (bad, needle) in [
+        (
+            "{\"instruction\": \"c\", \"output\": \"\"}",
+            "`output` is empty",
+        ),
+        (
+            "{\"instruction\": \"c\", \"output\": 42}",
+            "`output` must be a string",
+        ),
+        (
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\"}]}",
+            "`messages` must be a list",
+        ),
+    ] {
+        std::fs::write(&p, format!("{ok}{bad}\n")).unwrap();
+        let e = ingest::read_records(&p, DatasetFormat::Auto, "classification")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 2") && e.contains(needle), "{bad}: {e}");
+    }
+    std::fs::write(&p, "").unwrap();
+    let e = ingest::read_records(&p, DatasetFormat::Auto, "classification")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("d.jsonl") && e.contains("empty"), "{e}");
+}
+
+#[test]
 fn csv_and_parquet_and_chat_forms_read_the_same_records() {
     let dir = tempfile::tempdir().unwrap();
     let csv = repo().join("datasets/company/internal_faq.csv");
