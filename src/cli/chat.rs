@@ -49,6 +49,10 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<i32> {
                 history.retain(|m| m.role == "system");
                 continue;
             }
+            cmd if cmd.starts_with('/') => {
+                eprintln!("unknown command {cmd:?} (commands: /reset, /quit)");
+                continue;
+            }
             _ => {}
         }
         history.push(Message::new("user", line));
@@ -61,6 +65,7 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<i32> {
             stop_tokens: loaded.format.stop_ids.clone(),
             ..Default::default()
         };
+        params.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let g = generate::generate(
             &loaded.model,
             &loaded.format.tokenizer,

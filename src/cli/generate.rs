@@ -26,10 +26,13 @@ pub struct GenerateArgs {
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
+    /// Sample only among the k most likely tokens.
     #[arg(long)]
     pub top_k: Option<usize>,
+    /// Nucleus sampling: the smallest set of tokens whose probability reaches p, in (0, 1].
     #[arg(long)]
     pub top_p: Option<f32>,
+    /// Drop tokens below min_p times the top token's probability, in [0, 1].
     #[arg(long)]
     pub min_p: Option<f32>,
     #[arg(long, default_value_t = 1.0)]
@@ -41,7 +44,22 @@ pub struct GenerateArgs {
     pub stop: Vec<String>,
 }
 
+fn sampling(a: &GenerateArgs) -> SamplingParams {
+    SamplingParams {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repetition_penalty: a.repetition_penalty,
+        seed: a.seed,
+        max_tokens: a.max_tokens,
+        stop_tokens: vec![],
+        stop_strings: a.stop.clone(),
+    }
+}
+
 pub fn run(a: &GenerateArgs) -> anyhow::Result<i32> {
+    sampling(a).validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let loaded = super::open_model(&a.model, a.allow_download)?;
     let ids = if a.raw {
         let mut ids: Vec<u32> = loaded.format.bos.into_iter().collect();
@@ -56,15 +74,8 @@ pub fn run(a: &GenerateArgs) -> anyhow::Result<i32> {
         loaded.format.prompt_ids(&msgs)?
     };
     let params = SamplingParams {
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        repetition_penalty: a.repetition_penalty,
-        seed: a.seed,
-        max_tokens: a.max_tokens,
         stop_tokens: loaded.format.stop_ids.clone(),
-        stop_strings: a.stop.clone(),
+        ..sampling(a)
     };
     let mut out = std::io::stdout();
     let g = generate::generate(

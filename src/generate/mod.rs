@@ -42,6 +42,37 @@ impl Default for SamplingParams {
     }
 }
 
+impl SamplingParams {
+    /// Checks every value is in range; the message names the parameter.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.temperature.is_finite() && (0.0..=MAX_TEMPERATURE).contains(&self.temperature)) {
+            return Err(format!(
+                "temperature must be in [0, {MAX_TEMPERATURE}] (got {})",
+                self.temperature
+            ));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(format!("top_p must be in (0, 1] (got {p})"));
+        }
+        if let Some(p) = self.min_p.filter(|p| !(0.0..=1.0).contains(p)) {
+            return Err(format!("min_p must be in [0, 1] (got {p})"));
+        }
+        if self.top_k == Some(0) {
+            return Err("top_k must be > 0 (got 0)".into());
+        }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return Err(format!(
+                "repetition_penalty must be > 0 (got {})",
+                self.repetition_penalty
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest accepted sampling temperature.
+pub const MAX_TEMPERATURE: f32 = 2.0;
+
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

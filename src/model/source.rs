@@ -205,6 +205,22 @@ fn download_hf(
     Ok(())
 }
 
+/// Whether a `pip:` source is already unpacked in the cache (no download, no verification).
+pub fn pip_is_cached(spec: &str) -> bool {
+    let Some(rest) = spec.strip_prefix("pip:") else {
+        return false;
+    };
+    let req = rest.split_once('#').map_or(rest, |(r, _)| r);
+    match req.split_once("==") {
+        Some((name, version)) => cache_dir()
+            .join("pip")
+            .join(format!("{name}-{version}"))
+            .join("unpacked")
+            .exists(),
+        None => false,
+    }
+}
+
 fn resolve_pip(spec: &str, rest: &str, sink: &mut dyn ResolveSink) -> Result<PathBuf, ModelError> {
     let src_err = |why: String| ModelError::Source {
         source_spec: spec.to_string(),
