@@ -26,6 +26,9 @@ pub fn run(cmd: &AuditCommand) -> Result<i32> {
             match report.first_bad {
                 None => {
                     println!("ok: {} lines", report.lines);
+                    println!(
+                        "(a hash chain cannot see lines cut from its end: compare the line count with a copy kept elsewhere)"
+                    );
                     Ok(0)
                 }
                 Some((line, why)) => {

@@ -40,7 +40,14 @@ impl Drop for TerminalGuard {
 }
 
 pub fn run(a: &TuiArgs) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
     let recipe = Recipe::load(&a.recipe)?;
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "`workbench tui` needs a terminal; use `workbench run {}` for plain output",
+            a.recipe.display()
+        );
+    }
     let (tx, rx) = mpsc::channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let worker = {

@@ -324,6 +324,11 @@ pub fn read_records(
                     }
                     messages.push(Message::new(role, content));
                 }
+                if !messages.iter().any(|m| m.role == "user") {
+                    return Err(row_err(
+                        "a conversation needs a user message before the assistant's answer".into(),
+                    ));
+                }
                 if messages.last().is_none_or(|m| m.role != "assistant") {
                     return Err(row_err("the last message must be the assistant's".into()));
                 }

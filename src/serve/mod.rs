@@ -43,7 +43,7 @@ pub struct ApiKey {
 
 /// Key-file problems, naming the file and line.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: line {line}: {why}")]
+#[error("{path}: {}{why}", if *line > 0 { format!("line {line}: ") } else { String::new() })]
 pub struct KeyFileError {
     pub path: String,
     pub line: usize,
@@ -138,9 +138,13 @@ impl Engine {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::unauthorized("missing `Authorization: Bearer <key>` header")
-        })?;
+        let token = header
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t)
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing `Authorization: Bearer <key>` header")
+            })?;
         let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         let key = keys
             .iter()
@@ -407,6 +411,16 @@ async fn chat(
     }
 }
 
+async fn method_not_allowed() -> Response {
+    ApiError {
+        status: 405,
+        kind: "invalid_request_error",
+        message: "method not allowed on this endpoint".into(),
+        param: None,
+    }
+    .into_response()
+}
+
 async fn not_found() -> Response {
     ApiError::not_found("no such endpoint").into_response()
 }
@@ -465,6 +479,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)
 }
 
