@@ -51,7 +51,7 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
     let model_id = a
         .model_id
         .clone()
-        .or_else(|| loaded.manifest.as_ref().map(|m| m.model_id.clone()))
+        .or_else(|| loaded.manifest.as_ref().map(|m| m.lineage.model_id.clone()))
         .unwrap_or_else(|| a.model.clone());
     let required = loaded
         .manifest

@@ -162,15 +162,12 @@ pub fn model_tensors(model: &Llama) -> Vec<RawTensor> {
 /// Per-file sha256 entries of the manifest.
 pub type FileHashes = BTreeMap<String, String>;
 
-/// The artifact's manifest.
+/// What a run records about an artifact: identity, lineage, data level and results.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    pub format: String,
-    pub created: String,
+pub struct Lineage {
     pub run_id: String,
     pub model_id: String,
     pub base_model: serde_json::Value,
-    pub quantization: Option<String>,
     /// Highest classification level of any row that went into training.
     pub highest_data_level: Option<crate::data::classify::Level>,
     pub data: serde_json::Value,
@@ -178,13 +175,22 @@ pub struct Manifest {
     pub training: serde_json::Value,
     pub eval: serde_json::Value,
     pub bench: serde_json::Value,
+}
+
+/// The artifact's manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub created: String,
+    #[serde(flatten)]
+    pub lineage: Lineage,
+    pub quantization: Option<String>,
     pub files: FileHashes,
 }
 
 /// Everything an export needs besides the model.
 pub struct ExportInputs<'a> {
-    pub run_id: String,
-    pub model_id: String,
+    pub lineage: Lineage,
     pub tokenizer_json: &'a tokenizers::Tokenizer,
     pub chat_template: &'a str,
     pub bos_token: Option<String>,
@@ -196,13 +202,6 @@ pub struct ExportInputs<'a> {
         &'a crate::lora::AdapterWeights,
         serde_json::Value,
     )>,
-    pub base_model: serde_json::Value,
-    pub highest_data_level: Option<crate::data::classify::Level>,
-    pub data: serde_json::Value,
-    pub recipe: serde_json::Value,
-    pub training: serde_json::Value,
-    pub eval: serde_json::Value,
-    pub bench: serde_json::Value,
     pub report_md: String,
 }
 
@@ -311,7 +310,7 @@ fn write_all(
     put("chat_template.jinja", inputs.chat_template.as_bytes())?;
     if let Some((lcfg, w, lineage)) = &inputs.adapter {
         let adir = dir.join("adapter");
-        crate::lora::save_peft(&adir, lcfg, w, &inputs.model_id)
+        crate::lora::save_peft(&adir, lcfg, w, &inputs.lineage.model_id)
             .and_then(|_| crate::lora::save_lineage(&adir, lineage))
             .map_err(|e| werr(&adir, e))?;
     }
@@ -320,18 +319,11 @@ fn write_all(
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         created: crate::audit::now_rfc3339(),
-        run_id: inputs.run_id.clone(),
-        model_id: inputs.model_id.clone(),
-        base_model: inputs.base_model.clone(),
+        lineage: inputs.lineage.clone(),
         quantization: quantized.then(|| INT8_QUANT_METHOD.to_string()),
-        highest_data_level: inputs.highest_data_level,
-        data: inputs.data.clone(),
-        recipe: inputs.recipe.clone(),
-        training: inputs.training.clone(),
-        eval: inputs.eval.clone(),
-        bench: inputs.bench.clone(),
         files,
     };
+
     put(
         "manifest.json",
         &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
@@ -396,8 +388,8 @@ pub fn verify_artifact(dir: &Path) -> Result<Manifest, ModelError> {
 pub fn required_clearance(manifest: &Manifest, dir: &Path) -> crate::data::classify::Level {
     use crate::data::classify::Level;
     let parse = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<Level>().ok());
-    let mut level = manifest.highest_data_level.unwrap_or(Level::Public);
-    let governance = &manifest.data["governance"];
+    let mut level = manifest.lineage.highest_data_level.unwrap_or(Level::Public);
+    let governance = &manifest.lineage.data["governance"];
     if let Some(l) = parse(&governance["highest_level_used"]) {
         level = level.max(l);
     }

@@ -762,21 +762,23 @@ pub fn run(
         &bench_results,
     );
     let inputs = ExportInputs {
-        run_id: run_id.clone(),
-        model_id: model_id.clone(),
+        lineage: export::Lineage {
+            run_id: run_id.clone(),
+            model_id: model_id.clone(),
+            base_model: serde_json::json!({ "source": recipe.model.source, "path": model_path, "format": bundle.format, "sha256": bundle.sha256, "arch": cfg.arch }),
+            highest_data_level: report_total.highest_level_used,
+            data: serde_json::json!({ "fingerprint": data_fingerprint, "datasets": dataset_hashes, "governance": report_total }),
+            recipe: recipe_json,
+            training: serde_json::to_value(&training).unwrap_or_default(),
+            eval: summary_eval,
+            bench: serde_json::to_value(&bench_results).unwrap_or_default(),
+        },
         tokenizer_json: &format.tokenizer,
         chat_template: format.template.source(),
         bos_token: token_text(tb.bos_id),
         eos_token: token_text(tb.eos_id),
         stop_ids: format.stop_ids.clone(),
         adapter: Some((&lora_cfg, &adapter, lineage)),
-        base_model: serde_json::json!({ "source": recipe.model.source, "path": model_path, "format": bundle.format, "sha256": bundle.sha256, "arch": cfg.arch }),
-        highest_data_level: report_total.highest_level_used,
-        data: serde_json::json!({ "fingerprint": data_fingerprint, "datasets": dataset_hashes, "governance": report_total }),
-        recipe: recipe_json,
-        training: serde_json::to_value(&training).unwrap_or_default(),
-        eval: summary_eval,
-        bench: serde_json::to_value(&bench_results).unwrap_or_default(),
         report_md,
     };
     let manifest = export::export(exported, &inputs, &artifact)?;

@@ -155,14 +155,14 @@ fn quickstart_pipeline_trains_exports_and_serves() {
     ] {
         assert!(manifest.files.contains_key(f), "manifest lacks {f}");
     }
-    assert_eq!(manifest.highest_data_level, Some(Level::Internal));
+    assert_eq!(manifest.lineage.highest_data_level, Some(Level::Internal));
     let lineage: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.artifact.join("adapter/workbench.json")).unwrap())
             .unwrap();
     assert_eq!(lineage["highest_data_level"], "INTERNAL");
     // Lowering the level in one place of the manifest does not lower the clearance needed.
     let mut tampered = manifest.clone();
-    tampered.highest_data_level = Some(Level::Public);
+    tampered.lineage.highest_data_level = Some(Level::Public);
     assert_eq!(
         workbench::export::required_clearance(&tampered, &s.artifact),
         Level::Internal
@@ -224,7 +224,7 @@ fn quickstart_pipeline_trains_exports_and_serves() {
     let audit_path = dir.path().join("serve-audit.jsonl");
     let engine = Arc::new(Engine {
         loaded,
-        model_id: manifest.model_id.clone(),
+        model_id: manifest.lineage.model_id.clone(),
         required_clearance: Level::Internal,
         keys: Some(serve::read_keys(&keys_path).unwrap()),
         scanner: Scanner::builtin(),
@@ -245,7 +245,7 @@ fn quickstart_pipeline_trains_exports_and_serves() {
 
     let (code, body) = http(addr, "GET", "/health", &[], None);
     assert_eq!(code, 200, "{body}");
-    let chat = r#"{"model": "MODEL", "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 24}"#.replace("MODEL", &manifest.model_id);
+    let chat = r#"{"model": "MODEL", "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 24}"#.replace("MODEL", &manifest.lineage.model_id);
     let (code, body) = http(addr, "POST", "/v1/chat/completions", &[], Some(&chat));
     assert_eq!(code, 401, "no key: {body}");
     let (code, body) = http(
@@ -276,7 +276,7 @@ fn quickstart_pipeline_trains_exports_and_serves() {
         None,
     );
     assert_eq!(code, 200);
-    assert!(body.contains(&manifest.model_id));
+    assert!(body.contains(&manifest.lineage.model_id));
     let leak = format!(
         r#"{{"messages": [{{"role": "user", "content": "store aws_access_key_id={} please"}}]}}"#,
         fake_aws_key()
