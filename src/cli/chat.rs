@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 
 use crate::data::template::Message;
-use crate::generate::{self, SamplingParams};
+use crate::generate::SamplingParams;
 
 #[derive(Debug, clap::Args)]
 pub struct ChatArgs {
@@ -66,17 +66,7 @@ pub fn run(a: &ChatArgs) -> anyhow::Result<i32> {
             ..Default::default()
         };
         params.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let g = generate::generate(
-            &loaded.model,
-            &loaded.format.tokenizer,
-            &ids,
-            &params,
-            &mut |t| {
-                let _ = out.write_all(t.as_bytes());
-                let _ = out.flush();
-            },
-        );
-        println!();
+        let g = super::stream_to_stdout(&loaded, &ids, &params);
         history.push(Message::new("assistant", &g.text));
         turn += 1;
     }

@@ -1,9 +1,7 @@
 //! `workbench generate`: one completion from a model or artifact, streamed to stdout.
 
-use std::io::Write;
-
 use crate::data::template::Message;
-use crate::generate::{self, SamplingParams};
+use crate::generate::SamplingParams;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -77,18 +75,7 @@ pub fn run(a: &GenerateArgs) -> anyhow::Result<i32> {
         stop_tokens: loaded.format.stop_ids.clone(),
         ..sampling(a)
     };
-    let mut out = std::io::stdout();
-    let g = generate::generate(
-        &loaded.model,
-        &loaded.format.tokenizer,
-        &ids,
-        &params,
-        &mut |t| {
-            let _ = out.write_all(t.as_bytes());
-            let _ = out.flush();
-        },
-    );
-    println!();
+    let g = super::stream_to_stdout(&loaded, &ids, &params);
     let decode: f64 = g.decode_times.iter().map(|d| d.as_secs_f64()).sum();
     eprintln!(
         "[{} prompt tokens, {} generated, finish: {:?}, TTFT {:.0} ms, {:.1} tok/s]",

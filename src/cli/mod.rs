@@ -84,6 +84,28 @@ pub fn open_model(
     crate::pipeline::open_model_with(model, &opts, &mut StderrNotes)
 }
 
+/// Generates from `ids`, streaming the text to stdout as it arrives, then a newline.
+pub fn stream_to_stdout(
+    loaded: &crate::pipeline::LoadedModel,
+    ids: &[u32],
+    params: &crate::generate::SamplingParams,
+) -> crate::generate::Generation {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let g = crate::generate::generate(
+        &loaded.model,
+        &loaded.format.tokenizer,
+        ids,
+        params,
+        &mut |t| {
+            let _ = out.write_all(t.as_bytes());
+            let _ = out.flush();
+        },
+    );
+    println!();
+    g
+}
+
 /// Prints resolver notes to stderr.
 pub struct StderrNotes;
 
